@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Set up and run carbonmonitor's main job or its test suite, with nothing but Python 3.10+.
+
+    python3 dev.py demo [--quick] [ARGS...]   # monitored ML training job and its report
+    python3 dev.py test [PYTEST ARGS...]      # the whole test suite
+
+Both create (or reuse) the virtual environment ``.venv`` next to this file and install what they
+need into it; a stamp file skips the install when nothing relevant changed. torch is installed
+on its own first, pinned to 2.13.0 (a CPU build is available offline on our CI machines; a bare
+``torch`` requirement would pull a multi-GB CUDA build there); set DEV_TORCH_SPEC to override.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+TORCH_SPEC = os.environ.get("DEV_TORCH_SPEC", "torch==2.13.0")
+EXTRAS = "demo,test"
+
+
+def _say(message: str) -> None:
+    print(f"[dev] {message}", file=sys.stderr, flush=True)
+
+
+def _pip(*args: str) -> None:
+    subprocess.run([str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q", *args],
+                   check=True, cwd=ROOT)
+
+
+def ensure_env() -> None:
+    if sys.version_info < (3, 10):
+        sys.exit(f"carbonmonitor needs Python 3.10 or newer; this is {sys.version.split()[0]}")
+    stamp = VENV / ".carbonmonitor-stamp"
+    digest = hashlib.sha256(b"".join(
+        (ROOT / name).read_bytes() for name in ("pyproject.toml", "dev.py"))
+        + TORCH_SPEC.encode()).hexdigest()
+    if PY.exists() and stamp.exists() and stamp.read_text() == digest:
+        return
+    if not PY.exists():
+        _say(f"creating {VENV}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    _say(f"installing {TORCH_SPEC} (CPU build where available)")
+    _pip(TORCH_SPEC)
+    _say(f"installing carbonmonitor[{EXTRAS}] (editable)")
+    _pip("-e", f".[{EXTRAS}]")
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_env()
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    if command == "demo":
+        cmd = [str(PY), str(ROOT / "examples" / "train_digits.py"), *rest]
+    else:
+        cmd = [str(PY), "-m", "pytest", *rest]
+    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

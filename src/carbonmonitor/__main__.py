@@ -1,0 +1,3 @@
+from carbonmonitor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Measurement backends and how a run picks them.
+
+Priority order for ``backend="auto"`` (counters first, then integrated power, then models):
+measured built-ins as they are added (``rapl``, ``nvml``, ``amdsmi``, ``apple``), then third-party
+backends from the ``carbonmonitor.backends`` entry-point group, then ``estimate``. ``constant``
+and ``fake`` run only when named. For each device kind (cpu, memory, gpu ...) the first backend
+that covers it wins, so ``backend="constant,estimate"`` with ``constant_power="cpu=65"`` takes
+the CPU from the constant and memory from the estimate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from carbonmonitor.backends.base import (
+    Backend,
+    BackendFactory,
+    Cumulative,
+    Domain,
+    ProbeContext,
+)
+from carbonmonitor.errors import BackendUnavailable, ConfigError, did_you_mean
+from carbonmonitor.records import BackendStatus
+
+__all__ = [
+    "AUTO_ORDER",
+    "Backend",
+    "BackendFactory",
+    "Cumulative",
+    "Domain",
+    "ProbeContext",
+    "Selection",
+    "builtin_factories",
+    "select_backends",
+]
+
+log = logging.getLogger("carbonmonitor")
+
+ENTRY_POINT_GROUP = "carbonmonitor.backends"
+AUTO_ORDER = ("estimate",)  # built-ins tried by "auto", best first; plugins go before estimate
+
+
+def builtin_factories() -> dict[str, BackendFactory]:
+    from carbonmonitor.backends.constant import ConstantFactory
+    from carbonmonitor.backends.estimate import EstimateFactory
+    from carbonmonitor.backends.fake import FakeFactory
+
+    return {f.name: f for f in (EstimateFactory(), ConstantFactory(), FakeFactory())}
+
+
+def plugin_factories() -> dict[str, BackendFactory]:
+    """Backends registered by other packages; a broken plugin is logged, never fatal."""
+    from importlib.metadata import entry_points
+
+    out: dict[str, BackendFactory] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            factory = ep.load()
+            out[getattr(factory, "name", ep.name)] = factory
+        except Exception as err:  # a third-party import can fail in any way
+            log.warning("carbonmonitor: backend plugin %r failed to load (%s); fix or uninstall "
+                        "the package that provides it", ep.name, err)
+    return out
+
+
+@dataclass
+class Selection:
+    backends: list[Backend]
+    domains: dict[str, tuple[Backend, Domain]]
+    statuses: list[BackendStatus]
+
+
+def select_backends(requested: Sequence[Any], context: ProbeContext) -> Selection:
+    """Probe the requested backends in order; ConfigError when a named one cannot run."""
+    factories = builtin_factories()
+    plugins: dict[str, BackendFactory] | None = None
+    items: list[tuple[Any, bool]] = []  # (name, factory or backend instance; explicit?)
+    for item in requested:
+        if item == "auto":
+            plugins = plugin_factories() if plugins is None else plugins
+            auto = [n for n in AUTO_ORDER if n != "estimate"] + list(plugins) + ["estimate"]
+            items.extend((name, False) for name in auto)
+        else:
+            items.append((item, True))
+    selection = Selection([], {}, [])
+    covered: dict[str, str] = {}
+    seen: set[str] = set()
+    for item, explicit in items:
+        if isinstance(item, str):
+            if item in seen:
+                continue
+            seen.add(item)
+            if item not in factories:
+                plugins = plugin_factories() if plugins is None else plugins
+                if item not in plugins:
+                    known = sorted({*factories, *plugins, "auto"})
+                    raise ConfigError(f"unknown backend {item!r}.{did_you_mean(item, known)} "
+                                      f"Known backends: {', '.join(known)}")
+            factory = factories.get(item) or plugins[item]  # type: ignore[index]
+        else:
+            factory = item
+        _add(selection, factory, context, explicit, covered)
+    if not selection.backends:
+        raise ConfigError("no backend can measure on this machine: "
+                          + "; ".join(f"{s.name}: {s.reason}" for s in selection.statuses))
+    return selection
+
+
+def _add(selection: Selection, item: Any, context: ProbeContext, explicit: bool,
+         covered: dict[str, str]) -> None:
+    name = getattr(item, "name", type(item).__name__)
+    try:
+        backend = item if hasattr(item, "read") else item.probe(context)
+    except BackendUnavailable as err:
+        if explicit:
+            raise ConfigError(f"backend {name!r} is unavailable here: {err.reason}. "
+                              f"Fix: {err.fix}") from err
+        selection.statuses.append(BackendStatus(name, False, (), err.reason, err.fix))
+        return
+    kept = []
+    for domain in backend.domains():
+        if domain.device in covered:
+            continue
+        if domain.key in selection.domains:
+            raise ConfigError(f"backends {selection.domains[domain.key][0].name!r} and {name!r} "
+                              f"both report domain {domain.key!r}; name only one of them")
+        kept.append(domain)
+    for domain in kept:
+        selection.domains[domain.key] = (backend, domain)
+    for device in {d.device for d in kept}:
+        covered[device] = name
+    devices = tuple(sorted({d.device for d in kept}))
+    if kept:
+        selection.backends.append(backend)
+        selection.statuses.append(BackendStatus(name, True, devices))
+    else:
+        backend.close()
+        selection.statuses.append(BackendStatus(
+            name, False, (), "its devices are already measured by a backend earlier in the list",
+            "reorder backend= to prefer it"))

@@ -1,0 +1,257 @@
+"""``estimate``: a power model for machines where nothing can be measured (method ``model``).
+
+CPU power is linear in utilisation, ``W = a + b*u``, so integrating it needs only the change in
+CPU time between two reads: the estimate is exact for the model whatever the tick rate, and
+utilisation never needs a blocking call. Decision table (first matching row wins; rationale in
+docs/measurement.md):
+
+=====================  =====================================================  ==================
+row                    when                                                   rule
+=====================  =====================================================  ==================
+``ccf-vcpu``           cloud_provider set, CPU microarchitecture known        model-ccf-v1
+``tdp-share``          CPU model found in the TDP table                       model-tdp-v1
+``ccf-provider-mean``  cloud_provider set, microarchitecture unknown           model-ccf-mean-v1
+``default``            model unknown or masked ("AMD EPYC", "Intel Xeon ...")  model-default-v1
+=====================  =====================================================  ==================
+
+Cloud rows come first: a VM cannot see what share of a physical package it owns, while the CCF
+per-vCPU coefficients (from SPECpower runs of the host platforms) already describe one vCPU.
+Memory: watts per GB *in use* (MemTotal - MemAvailable), never installed capacity.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass
+from functools import lru_cache
+
+from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
+from carbonmonitor.backends.host import CpuInfo, Host, default_host
+from carbonmonitor.data import read_table
+from carbonmonitor.errors import BackendUnavailable
+from carbonmonitor.records import Flag
+
+TDP_TABLE = "hardware/cpu_tdp_codecarbon.csv"
+CORES_TABLE = "hardware/cpu_tdp_greenalgorithms.csv"
+MICROARCH_TABLE = "hardware/cpu_microarchitecture_ccf.csv"
+CCF_TABLE = "hardware/ccf_cpu_power_coefficients.csv"
+MEMORY_TABLE = "hardware/memory_power.csv"
+
+_NOISE = re.compile(
+    r"\((?:r|tm)\)|\b(?:intel|amd|cpu|processor|\d+-core|with radeon.*|@.*)(?=\s|$)", re.I)
+
+
+def normalise_model(name: str) -> tuple[str, ...]:
+    """Lower-case tokens of a CPU name without vendor, trademark and clock noise."""
+    cleaned = _NOISE.sub(" ", name.replace("®", " ").replace("™", " ")).lower()
+    return tuple(cleaned.replace(",", " ").split())
+
+
+def _is_masked(tokens: tuple[str, ...]) -> bool:
+    """A model string with no model number ('AMD EPYC', 'Intel Xeon Processor') names no part."""
+    return not any(any(ch.isdigit() for ch in tok) for tok in tokens)
+
+
+def match_model(model: str | None, names: tuple[str, ...]) -> str | None:
+    """The table name that ``model`` refers to: exact token match, else the longest table name
+    whose tokens (with a model number among them) all occur in ``model``."""
+    if not model:
+        return None
+    tokens = normalise_model(model)
+    if _is_masked(tokens):
+        return None
+    index = _token_index(names)
+    if tokens in index:
+        return index[tokens]
+    present = set(tokens)
+    best: tuple[str, ...] | None = None
+    for cand in index:
+        if cand and not _is_masked(cand) and set(cand) <= present:
+            if best is None or len(cand) > len(best):
+                best = cand
+    return index[best] if best else None
+
+
+@lru_cache(maxsize=8)
+def _token_index(names: tuple[str, ...]) -> dict[tuple[str, ...], str]:
+    return {normalise_model(n): n for n in names}
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Watts as ``a_w + b_w * utilisation`` (utilisation 0..1 of the CPUs this OS sees)."""
+
+    a_w: float
+    b_w: float
+
+    def energy_j(self, dt_s: float, utilisation: float) -> float:
+        return (self.a_w + self.b_w * utilisation) * dt_s
+
+
+@dataclass(frozen=True)
+class CpuModel:
+    row: str
+    rule: str
+    point: Linear
+    low: Linear
+    high: Linear
+    detail: str
+    flags: tuple[Flag, ...] = ()
+
+
+def _ccf_rows(provider: str | None) -> list[dict[str, str]]:
+    return [r for r in read_table(CCF_TABLE) if provider is None or r["provider"] == provider]
+
+
+def _vcpu_model(row: str, rule: str, n: int, mins: list[float], maxs: list[float],
+                point: tuple[float, float], band: float | None, detail: str,
+                flags: tuple[Flag, ...] = ()) -> CpuModel:
+    lo_min, hi_max = (point[0] * (1 - band), point[1] * (1 + band)) if band else (min(mins), max(maxs))
+    lo_max = point[1] * (1 - band) if band else min(maxs)
+    hi_min = point[0] * (1 + band) if band else max(mins)
+    return CpuModel(row, rule, Linear(n * point[0], n * (point[1] - point[0])),
+                    Linear(n * lo_min, n * (lo_max - lo_min)),
+                    Linear(n * hi_min, n * max(hi_max - hi_min, 0.0)), detail, flags)
+
+
+def choose_cpu_model(info: CpuInfo, cloud_provider: str | None) -> CpuModel:
+    """Apply the decision table (module docstring) to this machine's CPU."""
+    n = info.logical_cpus
+    if cloud_provider:
+        micro_rows = read_table(MICROARCH_TABLE)
+        name = match_model(info.model, tuple(r["cpu_model"] for r in micro_rows))
+        arch = next((r["microarchitecture"] for r in micro_rows if r["cpu_model"] == name), None)
+        rows = [r for r in _ccf_rows(cloud_provider) if r["microarchitecture"] == arch]
+        if rows:
+            lo, hi = float(rows[0]["min_watts_per_vcpu"]), float(rows[0]["max_watts_per_vcpu"])
+            return _vcpu_model("ccf-vcpu", "model-ccf-v1", n, [lo], [hi], (lo, hi), 0.3,
+                               f"{info.model}: {arch} on {cloud_provider}, {lo:g}-{hi:g} W/vCPU "
+                               f"(CCF) x {n} vCPUs")
+    tdp_rows = read_table(TDP_TABLE)
+    name = match_model(info.model, tuple(r["Name"] for r in tdp_rows))
+    if name is not None:
+        return _tdp_model(info, name, next(float(r["TDP"]) for r in tdp_rows if r["Name"] == name))
+    if cloud_provider:
+        rows = _ccf_rows(cloud_provider)
+        mins = [float(r["min_watts_per_vcpu"]) for r in rows]
+        maxs = [float(r["max_watts_per_vcpu"]) for r in rows]
+        point = (statistics.median(mins), statistics.median(maxs))
+        return _vcpu_model("ccf-provider-mean", "model-ccf-mean-v1", n, mins, maxs, point, None,
+                           f"{info.model or 'unknown CPU'}: microarchitecture unknown; median of "
+                           f"{cloud_provider} CCF coefficients x {n} vCPUs")
+    rows = _ccf_rows(None)
+    mins = [float(r["min_watts_per_vcpu"]) for r in rows]
+    maxs = [float(r["max_watts_per_vcpu"]) for r in rows]
+    point = (statistics.median(mins), statistics.median(maxs))
+    flag = Flag("cpu-model-unknown",
+                f"CPU model {info.model!r} is unknown or masked: default per-CPU power used, "
+                "widest interval",
+                "set cloud_provider= on a cloud VM, or measure with a counter backend (RAPL) or "
+                "constant_power= from a wall meter")
+    return _vcpu_model("default", "model-default-v1", n, mins, maxs, point, None,
+                       f"{info.model or 'unknown CPU'}: model unknown/masked; median "
+                       f"{point[0]:g}-{point[1]:g} W per CPU (CCF, all providers) x {n}",
+                       (flag,))
+
+
+def _tdp_model(info: CpuInfo, name: str, tdp_w: float) -> CpuModel:
+    cores_row = next((r for r in read_table(CORES_TABLE)
+                      if match_model(name, (r["model"],)) is not None and r["n_cores"]), None)
+    flags: tuple[Flag, ...] = ()
+    if cores_row is not None:
+        per_package = int(cores_row["n_cores"]) * (info.threads_per_core or 1)
+    else:
+        per_package = info.threads_per_package or info.logical_cpus
+        if info.logical_cpus <= per_package and info.packages <= 1:
+            flags = (Flag("cpu-share-assumed",
+                          f"threads per {name} package unknown: the whole package is assumed",
+                          "on a VM, set cloud_provider= for per-vCPU coefficients"),)
+    share = info.logical_cpus / per_package
+    watts = tdp_w * share
+    # TDP x share x u under-reads at low load (idle draw) and may under-read turbo: the high
+    # bound adds a 30% idle floor and 25% above TDP; the low bound halves the point.
+    return CpuModel("tdp-share", "model-tdp-v1", Linear(0.0, watts), Linear(0.0, 0.5 * watts),
+                    Linear(1.25 * 0.3 * watts, 1.25 * 0.7 * watts),
+                    f"{name}: TDP {tdp_w:g} W x {info.logical_cpus}/{per_package} threads "
+                    "x utilisation", flags)
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    w_per_gb: float
+    low_w_per_gb: float
+    high_w_per_gb: float
+    source: str
+
+
+def memory_model() -> MemoryModel:
+    row = read_table(MEMORY_TABLE)[0]
+    return MemoryModel(float(row["watts_per_gb"]), float(row["low_watts_per_gb"]),
+                       float(row["high_watts_per_gb"]), row["source"])
+
+
+class EstimateBackend:
+    """CPU and memory energy from the models above, integrated between reads."""
+
+    name = "estimate"
+    poll_period_s: float | None = None
+
+    def __init__(self, host: Host, cpu: CpuModel, memory: MemoryModel) -> None:
+        self.host = host
+        self.cpu = cpu
+        self.memory = memory
+        self.flags = cpu.flags
+        self._last: tuple[float, float, int] | None = None
+        self._sums = {"cpu": [0.0, 0.0, 0.0], "memory": [0.0, 0.0, 0.0]}
+
+    def domains(self) -> tuple[Domain, ...]:
+        return (
+            Domain("cpu", "cpu", "model", self.cpu.rule, self.cpu.detail),
+            Domain("memory", "memory", "model", "model-memory-v1",
+                   f"{self.memory.w_per_gb:g} W per GB in use ({self.memory.source})"),
+        )
+
+    def read(self, now_s: float) -> dict[str, Cumulative]:
+        times = self.host.cpu_times()
+        used = self.host.memory_used_bytes()
+        if self._last is not None:
+            t0, busy0, used0 = self._last
+            dt = now_s - t0
+            if dt > 0:
+                u = min(max((times.busy_s - busy0) / (times.n_cpus * dt), 0.0), 1.0)
+                cpu = self._sums["cpu"]
+                cpu[0] += self.cpu.point.energy_j(dt, u)
+                cpu[1] += self.cpu.low.energy_j(dt, u)
+                cpu[2] += self.cpu.high.energy_j(dt, u)
+                gb_s = (used0 + used) / 2 / 1e9 * dt  # trapezoid of GB in use over the window
+                mem = self._sums["memory"]
+                mem[0] += gb_s * self.memory.w_per_gb
+                mem[1] += gb_s * self.memory.low_w_per_gb
+                mem[2] += gb_s * self.memory.high_w_per_gb
+        if self._last is None or now_s > self._last[0]:
+            self._last = (now_s, times.busy_s, used)
+        return {key: Cumulative(*vals) for key, vals in self._sums.items()}
+
+    def close(self) -> None:
+        pass
+
+
+class EstimateFactory:
+    name = "estimate"
+    devices: tuple[str, ...] = ("cpu", "memory")
+
+    def probe(self, context: ProbeContext, host: Host | None = None) -> EstimateBackend:
+        options = context.options
+        host = host or default_host(options.procfs_root)
+        try:
+            host.cpu_times()
+            host.memory_used_bytes()
+            info = host.cpu_info()
+        except (OSError, ValueError, KeyError) as err:
+            raise BackendUnavailable(
+                f"cannot read CPU times and memory use ({err})",
+                f"make {options.procfs_root} readable (containers: mount the host's /proc and "
+                "set procfs_root=)") from err
+        return EstimateBackend(host, choose_cpu_model(info, options.cloud_provider),
+                               memory_model())

@@ -1,0 +1,101 @@
+"""Countries: an ISO 3166 code or English name in, one :class:`Country` out.
+
+Codes and names come from ``grid/iso3166_countries.csv`` (datasets/country-codes, PDDL); the
+display name is the OWID entity name where OWID has the country, so it matches the factor's label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from carbonmonitor.data import read_table
+from carbonmonitor.errors import ConfigError, closest
+
+__all__ = ["Country", "resolve_country"]
+
+ISO_TABLE = "grid/iso3166_countries.csv"
+OWID_TABLE = "grid/owid_electricity_by_country_year.csv"
+
+# Kosovo has no ISO 3166-1 code: OWID uses OWID_KOS, others the user-assigned XK / XKX
+# (data README section 1.3). All of them resolve to OWID's entity.
+_KOSOVO_ALIASES = ("xk", "xkx", "owid_kos", "kosovo")
+
+_FIX = ("use an ISO 3166 code such as DE or DEU, or an English name such as Germany "
+        "(all names: carbonmonitor/data/grid/iso3166_countries.csv)")
+
+
+@dataclass(frozen=True)
+class Country:
+    """A country as carbonmonitor names it.
+
+    ``alpha3`` is the key into the OWID table: ISO alpha-3, or ``OWID_KOS`` for Kosovo.
+    ``numeric`` is the zero-padded ISO numeric code (``"004"``), empty for Kosovo.
+    """
+
+    alpha2: str
+    alpha3: str
+    numeric: str
+    name: str
+
+
+def resolve_country(text: str) -> Country:
+    """The country that an ISO 3166-1 code or an English name denotes (case-insensitive).
+
+    Accepts alpha-2 (``"DE"``, ``"NA"`` is Namibia), alpha-3 (``"DEU"``), numeric (``"276"``,
+    unpadded ``"4"`` too), the short or official English name, or OWID's name.
+
+    Example:
+        >>> resolve_country("deu").name
+        'Germany'
+
+    Raises:
+        ConfigError: nothing matches; the message names the closest country and the fix.
+    """
+    key = text.strip().lower()
+    if key.isdigit():
+        key = key.zfill(3)
+    found = _index().get(key)
+    if found is None:
+        raise ConfigError(f"unknown country {text!r}.{_suggestion(text)} Fix: {_FIX}.")
+    return found
+
+
+def _suggestion(text: str) -> str:
+    index = _index()
+    names = {c.name for c in index.values()} | {k for k in index if not k.isdigit()}
+    match = closest(text.strip(), names)
+    if match is None:
+        return ""
+    country = index[match.lower()]
+    return f" Did you mean {country.name!r} ({country.alpha2 or country.alpha3})?"
+
+
+@lru_cache(maxsize=1)
+def _index() -> dict[str, Country]:
+    """Lower-cased code or name -> country; codes are added last so a code wins over a name."""
+    owid_names = _owid_names()
+    index: dict[str, Country] = {}
+    codes: dict[str, Country] = {}
+    for row in read_table(ISO_TABLE):
+        numeric = row["numeric"].zfill(3) if row["numeric"] else ""
+        name = owid_names.get(row["alpha3"], row["name"])
+        country = Country(row["alpha2"], row["alpha3"], numeric, name)
+        for alias in (row["name"], row["official_name"], name):
+            index[alias.lower()] = country
+        for code in (row["alpha2"], row["alpha3"], numeric):
+            if code:
+                codes[code.lower()] = country
+    kosovo = Country("XK", "OWID_KOS", "", owid_names.get("OWID_KOS", "Kosovo"))
+    codes.update(dict.fromkeys(_KOSOVO_ALIASES, kosovo))
+    index.update(codes)
+    return index
+
+
+def _owid_names() -> dict[str, str]:
+    """OWID's entity name per ISO alpha-3, for countries only."""
+    return {
+        row["iso_code"]: row["country"]
+        for row in read_table(OWID_TABLE)
+        if row["entity_type"] == "country" and row["iso_code"]
+    }

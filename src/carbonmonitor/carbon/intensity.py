@@ -1,0 +1,228 @@
+"""Grid carbon intensity for a location and year, from the shipped tables (data README section 0).
+
+Chain: GCP region -> Google's own figure; AWS/Azure region -> its Electricity Maps zone; any
+region without a value -> its country in OWID; country -> OWID; nothing -> OWID's World row.
+Each step that falls back adds a :class:`~carbonmonitor.records.Flag` to the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from carbonmonitor.carbon.countries import resolve_country
+from carbonmonitor.carbon.regions import resolve_cloud_region, validate_provider
+from carbonmonitor.data import preliminary_years, read_table
+from carbonmonitor.errors import ConfigError, DataError
+from carbonmonitor.records import Basis, Flag, Intensity, Location
+
+__all__ = ["default_data_year", "intensity_for", "resolve_location"]
+
+WORLD = "OWID_WRL"
+
+
+@dataclass(frozen=True)
+class _Table:
+    """How to read one intensity table: key, label and value columns, and its provenance."""
+
+    path: str
+    source: str
+    licence: str
+    key: str
+    label: str
+    value: str
+    basis: str = ""  # column holding the basis per row; empty: the whole table is life-cycle
+    zone_prefix: str = ""
+
+
+OWID = _Table(
+    "grid/owid_electricity_by_country_year.csv",
+    "Our World in Data based on Ember and Energy Institute", "CC BY 4.0",
+    key="iso_code", label="country", value="carbon_intensity_elec",
+)
+EM = _Table(
+    "subnational/electricitymaps_yearly_2021_2025.csv", "Electricity Maps", "ODbL 1.0",
+    key="zone", label="zone_name", value="carbon_intensity_lifecycle_gco2e_per_kwh",
+)
+GCP = _Table(
+    "cloud/gcp_region_carbon_info_2019_2024.csv", "Google Cloud region-carbon-info", "Apache-2.0",
+    key="region", label="location", value="grid_carbon_intensity_gco2e_per_kwh",
+    basis="intensity_basis", zone_prefix="gcp:",
+)
+
+_Series = dict[int, tuple[float, Basis]]
+
+
+def resolve_location(
+    *, country: str | None, cloud_provider: str | None, cloud_region: str | None
+) -> Location:
+    """Where the energy is drawn, from the user's options; never guessed.
+
+    Example:
+        >>> resolve_location(country="FR", cloud_provider=None, cloud_region=None).country_iso3
+        'FRA'
+
+    Raises:
+        ConfigError: unknown country, provider or region, or a country that contradicts the region.
+    """
+    if cloud_region:
+        region = resolve_cloud_region(cloud_provider, cloud_region)
+        home = resolve_country(region.country_iso3)
+        given = resolve_country(country) if country else home
+        if given != home:
+            raise ConfigError(
+                f"country {country!r} ({given.name}) contradicts cloud_region "
+                f"{region.provider}:{region.region}, which is in {home.name} ({home.alpha2}). "
+                "Fix: drop country= or correct cloud_region=."
+            )
+        return Location(
+            "given", home.alpha3, home.name, region.provider, region.region, region.em_zone
+        )
+    if cloud_provider:
+        validate_provider(cloud_provider)  # the provider alone only sets the PUE
+    if country:
+        found = resolve_country(country)
+        return Location("given", found.alpha3, found.name)
+    return Location("unknown")
+
+
+def default_data_year() -> int:
+    """The latest year of the OWID table with intensity values that is not preliminary."""
+    final = _years(OWID) - preliminary_years(OWID.path)
+    return max(final)
+
+
+def intensity_for(location: Location, *, data_year: int | None = None) -> Intensity:
+    """Carbon intensity of the grid at ``location`` for ``data_year`` (default: latest final year).
+
+    A missing year falls back to the latest earlier one; preliminary years are used only when
+    asked for explicitly. Every fallback is flagged on the result.
+
+    Example:
+        >>> intensity_for(Location("unknown")).zone
+        'OWID_WRL'
+
+    Raises:
+        ConfigError: ``data_year`` is outside the years the tables cover.
+    """
+    target = _target_year(data_year)
+    explicit = data_year is not None
+    if location.status == "unknown":
+        return _with(_world(target, explicit), Flag(
+            "location-unknown", "no location given: world average used",
+            'set country= (e.g. country="DE") or cloud_provider= and cloud_region=; '
+            "carbonmonitor never guesses a country",
+        ))
+    if location.cloud_region:
+        regional = _regional(location, target, explicit)
+        if regional is not None:
+            return regional
+        return _with(_country(location, target, explicit), Flag(
+            "intensity-country-fallback",
+            f"no grid-zone figure for {location.cloud_provider}:{location.cloud_region} "
+            f"in {target} or earlier: {location.country_name} country average used",
+            "none possible with the shipped data; the country average ignores regional grids",
+        ))
+    return _country(location, target, explicit)
+
+
+def _regional(location: Location, target: int, explicit: bool) -> Intensity | None:
+    if location.cloud_provider == "gcp":
+        return _lookup(GCP, location.cloud_region or "", target, explicit)
+    if location.zone:
+        return _lookup(EM, location.zone, target, explicit)
+    return None
+
+
+def _country(location: Location, target: int, explicit: bool) -> Intensity:
+    found = _lookup(OWID, location.country_iso3 or "", target, explicit)
+    if found is not None:
+        return found
+    return _with(_world(target, explicit), Flag(
+        "intensity-world-fallback",
+        f"no grid intensity for {location.country_name} in {OWID.path}: world average used",
+        "none possible with the shipped data",
+    ))
+
+
+def _world(target: int, explicit: bool) -> Intensity:
+    world = _lookup(OWID, WORLD, target, explicit)
+    if world is None:
+        raise DataError(f"no World row ({WORLD}) in {OWID.path}")
+    return world
+
+
+def _target_year(data_year: int | None) -> int:
+    if data_year is None:
+        return default_data_year()
+    years = _years(OWID)
+    if not min(years) <= data_year <= max(years):
+        raise ConfigError(
+            f"data_year {data_year} is outside the shipped intensity data "
+            f"({min(years)}-{max(years)}). Fix: pass a year in that range, or omit data_year= "
+            f"for {default_data_year()}."
+        )
+    return data_year
+
+
+def _lookup(table: _Table, key: str, target: int, explicit: bool) -> Intensity | None:
+    """The value for ``target``, else the latest earlier final year; None when there is none."""
+    entry = _index(table).get(key)
+    if entry is None:
+        return None
+    label, series = entry
+    prelim = preliminary_years(table.path)
+    usable = [y for y in series if y <= target and (y not in prelim or (explicit and y == target))]
+    if not usable:
+        return None
+    year = max(usable)
+    value, basis = series[year]
+    flags: list[Flag] = []
+    if year != target:
+        flags.append(Flag(
+            "intensity-year-fallback", f"no {target} intensity for {label}: {year} used",
+            "pass data_year= to choose another year",
+        ))
+    if year in prelim:
+        flags.append(Flag(
+            "intensity-preliminary",
+            f"{year} intensity for {label} is preliminary and may be revised",
+            f"omit data_year= to use {default_data_year()}, the latest final year",
+        ))
+    return Intensity(
+        value, table.zone_prefix + key, label, year, basis, table.source, table.path,
+        table.licence, preliminary=year in prelim, flags=tuple(flags),
+    )
+
+
+def _with(intensity: Intensity, flag: Flag) -> Intensity:
+    return replace(intensity, flags=(*intensity.flags, flag))
+
+
+@lru_cache(maxsize=None)
+def _index(table: _Table) -> dict[str, tuple[str, _Series]]:
+    """Key -> (label, year -> (g/kWh, basis)), for rows that have a value."""
+    index: dict[str, tuple[str, _Series]] = {}
+    for row in read_table(table.path):
+        if not row[table.key] or not row[table.value]:
+            continue
+        label = row[table.label]
+        if table.zone_prefix:  # a provider's region: "europe-west1 (Belgium)"
+            label = f"{row[table.key]} ({label})"
+        _, series = index.setdefault(row[table.key], (label, {}))
+        series[int(row["year"])] = (float(row[table.value]), _basis(row, table))
+    return index
+
+
+@lru_cache(maxsize=None)
+def _years(table: _Table) -> frozenset[int]:
+    return frozenset(y for _, series in _index(table).values() for y in series)
+
+
+def _basis(row: dict[str, str], table: _Table) -> Basis:
+    text = row[table.basis] if table.basis else "lifecycle"
+    if text == "lifecycle":
+        return "lifecycle"
+    if text == "operational":
+        return "operational"
+    raise DataError(f"unknown intensity basis {text!r} in {table.path}")

@@ -1,0 +1,82 @@
+"""The ``carbonmonitor`` (alias ``cmml``) command line.
+
+Bad input exits with code 2 and one line naming the bad value and the fix, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from carbonmonitor._version import __version__
+from carbonmonitor.errors import CarbonMonitorError, did_you_mean
+from carbonmonitor.options import SPECS
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command-line mistake; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            bad = message.split(":", 1)[1].split()[0]
+            flags = _all_flags(self)
+            hint = did_you_mean(bad.split("=")[0], flags) or f" See `{self.prog} --help`."
+            message = f"unknown option {bad}.{hint}"
+        elif "the following arguments are required" in message:
+            message = f"{message}. See `{self.prog} --help`."
+        raise UsageError(message)
+
+
+def _all_flags(parser: argparse.ArgumentParser) -> list[str]:
+    flags = []
+    for action in parser._actions:
+        flags.extend(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags.extend(_all_flags(sub))
+    return flags
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="carbonmonitor", allow_abbrev=False,
+                     description="Measure the energy and CO2e of ML work.")
+    parser.add_argument("--version", action="version", version=f"carbonmonitor {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = commands.add_parser(
+        "run", allow_abbrev=False, help="run a command and measure it",
+        usage="carbonmonitor run [options] -- COMMAND [ARGS ...]",
+        description="Run COMMAND, measure the machine's energy while it runs, print a summary "
+                    "on stderr and exit with COMMAND's exit code.")
+    for spec in SPECS:
+        run.add_argument(spec.flag, dest=spec.name, metavar=spec.name.upper(), help=spec.help)
+    run.add_argument("--quiet", action="store_true", help="no live power line, no summary")
+    run.add_argument("--json", metavar="PATH", help="also write the result as JSON to PATH")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND",
+                     help="the command to run (after --)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console scripts; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        from carbonmonitor.cli.run import run_command
+
+        return run_command(args)
+    except UsageError as err:
+        print(f"carbonmonitor: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except CarbonMonitorError as err:
+        print(f"carbonmonitor: error: {err}", file=sys.stderr)
+        return EXIT_USAGE

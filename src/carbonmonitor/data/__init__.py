@@ -1,0 +1,74 @@
+"""The reference tables shipped with carbonmonitor, read offline from the installed package.
+
+Each CSV keeps its upstream source, commit, licence and attribution in ``MANIFEST.csv`` (see also
+``LICENSES/`` and the top-level ``NOTICE``). Importing this module reads nothing; each table is
+read once, on first use, and cached.
+
+Example:
+    >>> from carbonmonitor.data import read_table
+    >>> read_table("cloud/pue.csv")[0]["provider"]
+    'gcp'
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from functools import lru_cache
+from importlib import resources
+
+from carbonmonitor.errors import DataError
+
+__all__ = ["MANIFEST", "preliminary_years", "read_table", "table_versions"]
+
+MANIFEST = "MANIFEST.csv"
+
+
+@lru_cache(maxsize=None)
+def read_table(relpath: str) -> tuple[dict[str, str], ...]:
+    """All rows of a shipped CSV table, values as strings exactly as in the file.
+
+    Empty cells are ``""``; ``"NA"`` stays ``"NA"`` (Namibia's code, not a missing value).
+
+    Args:
+        relpath: path under ``carbonmonitor/data``, e.g. ``"grid/iso3166_countries.csv"``.
+
+    Returns:
+        One dict per data row, keyed by the header.
+
+    Raises:
+        DataError: the file is not in the installed package.
+    """
+    resource = resources.files(__name__).joinpath(*relpath.split("/"))
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
+        raise DataError(
+            f"data table {relpath!r} is missing from the installed carbonmonitor package; "
+            "reinstall carbonmonitor (pip install --force-reinstall carbonmonitor) and report "
+            "this as a packaging bug"
+        ) from err
+    return tuple(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def table_versions() -> dict[str, str]:
+    """Each shipped table's path and ``"source@commit_or_version"``, for run provenance.
+
+    Example:
+        >>> table_versions()["cloud/gcp_region_carbon_info_2019_2024.csv"][:38]
+        'GoogleCloudPlatform/region-carbon-info'
+    """
+    rows = read_table(MANIFEST)
+    return {r["path"]: f"{r['source']}@{r['source_commit_or_version']}" for r in rows}
+
+
+def preliminary_years(relpath: str) -> frozenset[int]:
+    """Years of a table that are first estimates and may be revised (from ``MANIFEST.csv``).
+
+    Raises:
+        DataError: ``relpath`` is not listed in the manifest.
+    """
+    for row in read_table(MANIFEST):
+        if row["path"] == relpath:
+            return frozenset(int(y) for y in row["preliminary_years"].replace(";", " ").split())
+    raise DataError(f"data table {relpath!r} is not listed in carbonmonitor/data/{MANIFEST}")

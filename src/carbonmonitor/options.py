@@ -1,0 +1,261 @@
+"""Options: one table, three spellings (keyword argument, CLI flag, environment variable).
+
+``cloud_region`` is ``track(cloud_region=...)``, ``--cloud-region`` and ``CARBONMONITOR_CLOUD_REGION``.
+Precedence: arguments/flags > environment > config files (a later part) > defaults. Every value
+is parsed and checked here, so a bad one is a :class:`ConfigError` before any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from carbonmonitor.errors import ConfigError, did_you_mean
+
+ENV_PREFIX = "CARBONMONITOR_"
+
+# Why 1 s: CPU-time counters tick at USER_HZ=100, so 1 s windows resolve utilisation to 1% per CPU;
+# NVML reports 1 s averaged power on Ampere and newer; RAPL wraps take minutes even at 400 W; and a
+# tick costs ~0.1 ms, i.e. ~0.01% of one core. Backends that need faster polls ask for them.
+DEFAULT_INTERVAL_S = 1.0
+DEFAULT_FLUSH_INTERVAL_S = 10.0
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} must be a non-empty string; got {value!r}")
+    return value.strip()
+
+
+def _optional_text(value: Any, name: str) -> str | None:
+    return None if value is None else _text(value, name)
+
+
+def _seconds(value: Any, name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds; got {value!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds (e.g. 1.0); got {value!r}")
+    if seconds > 3600:
+        raise ConfigError(f"{name} must be at most 3600 s; got {value!r}")
+    return seconds
+
+
+def _names(value: Any, name: str) -> tuple[str, ...]:
+    """A list from a sequence or a comma-separated string; empty items dropped."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ConfigError(f"{name} must be a comma-separated string or a list; got {value!r}")
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            if item.strip():
+                out.append(item.strip())
+        else:
+            out.append(item)  # backend instances pass through; checked by the registry
+    return tuple(out)
+
+
+def _backends(value: Any, name: str) -> tuple[Any, ...]:
+    items = _names(value, name)
+    if not items:
+        raise ConfigError(f"{name} must name at least one backend (e.g. 'auto'); got {value!r}")
+    return items
+
+
+def _pue(value: Any, name: str) -> float | str | None:
+    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value.strip()  # 'datacenter' or an error, decided by carbon.pue with a fix
+    raise ConfigError(f"{name} must be a number >= 1.0 or 'datacenter'; got {value!r}")
+
+
+def _year(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a year such as 2024; got {value!r}") from None
+
+
+def _directory(value: Any, name: str) -> Path:
+    path = Path(_text(str(value), name)).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{name} {str(path)!r} is not a directory; point it at a mounted tree")
+    return path
+
+
+def _db(value: Any, name: str) -> Path | None:
+    if value is None:
+        return None
+    path = Path(_text(str(value), name)).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{name} {str(path)!r} is a directory; give a file path such as runs.db")
+    return path
+
+
+def _params(value: Any, name: str) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, str):
+        out: dict[str, Any] = {}
+        for item in filter(None, (s.strip() for s in value.split(","))):
+            key, sep, val = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"{name} items must be key=value; got {item!r}")
+            out[key.strip()] = val.strip()
+        return out
+    raise ConfigError(f"{name} must be a dict or 'key=value,...'; got {value!r}")
+
+
+def _watts(value: Any, name: str) -> dict[str, float] | None:
+    """``{"cpu": 65, "gpu:0": 250}`` or ``"cpu=65,gpu:0=250"`` (watts per device)."""
+    if value is None:
+        return None
+    pairs = _params(value, name)
+    if not pairs:
+        raise ConfigError(f"{name} must give watts per device, e.g. 'cpu=65,memory=5'")
+    out = {}
+    for device, raw in pairs.items():
+        try:
+            watts = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: watts for {device!r} must be a number; got {raw!r}") from None
+        if not math.isfinite(watts) or watts < 0:
+            raise ConfigError(f"{name}: watts for {device!r} must be >= 0; got {raw!r}")
+        out[device] = watts
+    return out
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str
+    parse: Callable[[Any, str], Any]
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SPECS: tuple[OptionSpec, ...] = (
+    OptionSpec("project", _text, "default", "project the run belongs to"),
+    OptionSpec("name", _optional_text, None, "run name (default: script or command name)"),
+    OptionSpec("tags", _names, (), "comma-separated tags"),
+    OptionSpec("params", _params, {}, "user parameters recorded with the run: key=value,..."),
+    OptionSpec("country", _optional_text, None, "ISO 3166 code (DE, DEU, 276) or English name"),
+    OptionSpec("cloud_provider", _optional_text, None, "aws, azure or gcp (sets the fleet PUE)"),
+    OptionSpec("cloud_region", _optional_text, None, "provider region id, e.g. europe-west1"),
+    OptionSpec("pue", _pue, None, "PUE >= 1.0, or 'datacenter' (industry average 1.56)"),
+    OptionSpec("data_year", _year, None, "year of the emission factors (default: latest final)"),
+    OptionSpec("backend", _backends, ("auto",), "backends by name, comma-separated, or 'auto'"),
+    OptionSpec("constant_power", _watts, None, "watts per device for 'constant': cpu=65,gpu=250"),
+    OptionSpec("fake_trace", _db, None, "CSV trace (t_s,domain,power_w) for the 'fake' backend"),
+    OptionSpec("interval", _seconds, DEFAULT_INTERVAL_S, "seconds between samples"),
+    OptionSpec("flush_interval", _seconds, DEFAULT_FLUSH_INTERVAL_S, "seconds between store writes"),
+    OptionSpec("db", _db, None, "run store path (used by the store; see docs/options.md)"),
+    OptionSpec("sysfs_root", _directory, Path("/sys"), "root of sysfs (containers: /host/sys)"),
+    OptionSpec("procfs_root", _directory, Path("/proc"), "root of procfs (containers: /host/proc)"),
+)
+SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
+ENV_NAMES = {spec.env: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Resolved options; ``sources`` says where each value came from."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values (paths as strings, backend instances by name) with their sources."""
+        return {
+            name: {"value": _plain(value), "source": self.sources[name]}
+            for name, value in self.values.items()
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [v if isinstance(v, (str, int, float)) else getattr(v, "name", repr(v)) for v in value]
+    return value
+
+
+def check_names(names: Mapping[str, Any], where: str) -> None:
+    """ConfigError for an unknown option name, naming the closest valid one."""
+    for key in names:
+        if key not in SPEC_BY_NAME:
+            hint = did_you_mean(key, SPEC_BY_NAME) or f" Valid options: {', '.join(SPEC_BY_NAME)}."
+            raise ConfigError(f"unknown option {key!r} {where}.{hint}")
+
+
+def env_options(environ: Mapping[str, str]) -> dict[str, str]:
+    """Options set through ``CARBONMONITOR_*`` variables; a misspelt one is a ConfigError."""
+    out = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        spec = ENV_NAMES.get(key)
+        if spec is None:
+            hint = did_you_mean(key, ENV_NAMES) or f" Valid: {', '.join(ENV_NAMES)}."
+            raise ConfigError(f"unknown environment variable {key}.{hint}")
+        out[spec.name] = value
+    return out
+
+
+def resolve(
+    arguments: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    where: str = "in arguments",
+    flags: bool = False,
+) -> Options:
+    """Merge arguments > environment > defaults, parse and check every value.
+
+    ``None`` in arguments means "not given". Raises ConfigError on the first bad value, naming
+    it as the user spelt it (``--cloud-region`` when ``flags``, else ``cloud_region``).
+    """
+    check_names(arguments, where)
+    env = env_options(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for spec in SPECS:
+        if arguments.get(spec.name) is not None:
+            raw, source = arguments[spec.name], "argument"
+            label = spec.flag if flags else spec.name
+        elif spec.name in env:
+            raw, source, label = env[spec.name], "environment", spec.env
+        else:
+            values[spec.name], sources[spec.name] = spec.default, "default"
+            continue
+        values[spec.name] = spec.parse(raw, label)
+        sources[spec.name] = source
+    return Options(values, sources)

@@ -1,0 +1,346 @@
+"""Frozen records that cross module boundaries: what a run measured and how it was accounted.
+
+Units live in names (``energy_j``, ``power_w``, ``intensity_g_per_kwh``). Every energy figure
+carries its method and an :class:`Uncertainty`; every factor carries its source, year and basis.
+``to_dict()`` gives plain JSON-ready data; ``RunResult.from_dict`` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+JOULES_PER_KWH = 3.6e6
+
+Method = Literal["counter", "power-integration", "model", "user-constant"]
+"""How an energy figure was obtained, best first (docs/measurement.md)."""
+
+Basis = Literal["lifecycle", "operational"]
+"""Emission-factor basis: life-cycle (includes plant construction, fuel supply) or operational."""
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """An interval [low, high] in the unit of the figure it belongs to, and the rule that made it.
+
+    ``rule`` names a documented rule (docs/uncertainty.md), e.g. ``"model-tdp-v1"``.
+    Bounds of a sum are the sums of the bounds (worst case, no cancellation assumed).
+    """
+
+    low: float
+    high: float
+    rule: str
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ValueError(f"uncertainty low {self.low} > high {self.high}")
+
+    def scaled(self, factor: float) -> Uncertainty:
+        """The same interval multiplied by a non-negative factor (a unit change, PUE, intensity)."""
+        return Uncertainty(self.low * factor, self.high * factor, self.rule)
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the closed interval."""
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Something a reader of the result must know: a fallback, a degraded backend, a guess.
+
+    ``code`` is stable and machine-readable (``"location-unknown"``); ``fix`` says what to do.
+    """
+
+    code: str
+    message: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class EnergyFigure:
+    """Energy of one device/domain over a window, with how it was obtained.
+
+    ``scope`` is ``"machine"``: what the hardware drew, not this process's share.
+    """
+
+    domain: str
+    device: str
+    backend: str
+    method: Method
+    energy_j: float
+    duration_s: float
+    uncertainty: Uncertainty
+    scope: str = "machine"
+    detail: str = ""
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_j / JOULES_PER_KWH
+
+    @property
+    def mean_power_w(self) -> float:
+        """Time-weighted mean power: energy over the window's duration."""
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """All entries of one phase path (``"train"``, ``"train/step"``), aggregated."""
+
+    name: str
+    count: int
+    duration_s: float
+    energy: tuple[EnergyFigure, ...]
+
+    @property
+    def energy_j(self) -> float:
+        return sum(f.energy_j for f in self.energy)
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_j / JOULES_PER_KWH
+
+    @property
+    def uncertainty(self) -> Uncertainty:
+        return sum_uncertainty(self.energy)
+
+
+@dataclass(frozen=True)
+class Intensity:
+    """Carbon intensity of electricity used for a run, with full provenance."""
+
+    g_per_kwh: float
+    zone: str
+    zone_name: str
+    year: int
+    basis: Basis
+    source: str
+    table: str
+    licence: str
+    preliminary: bool = False
+    flags: tuple[Flag, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pue:
+    """Power usage effectiveness applied to measured energy, with its source."""
+
+    value: float
+    kind: Literal["local-default", "user-constant", "provider-fleet", "industry-average"]
+    source: str
+    year: int | None = None
+
+    def describe(self) -> str:
+        """``PUE 1.0 (local machine; set pue= or cloud_provider=)``, ``PUE 1.15 (AWS ..., 2024)``."""
+        text = f"{self.value:.2f}"
+        text = text[:-1] if text.endswith("0") else text
+        year = f", {self.year}" if self.year else ""
+        return f"PUE {text} ({self.source}{year})"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the energy was drawn. ``status`` is ``"given"`` or ``"unknown"``."""
+
+    status: Literal["given", "unknown"]
+    country_iso3: str | None = None
+    country_name: str | None = None
+    cloud_provider: str | None = None
+    cloud_region: str | None = None
+    zone: str | None = None
+
+    def describe(self) -> str:
+        if self.status == "unknown":
+            return "unknown"
+        if self.cloud_region:
+            return f"{self.cloud_provider}:{self.cloud_region} ({self.country_name})"
+        return f"{self.country_name} ({self.country_iso3})"
+
+
+@dataclass(frozen=True)
+class Emissions:
+    """CO2e of a run: energy x PUE x intensity, and its interval."""
+
+    co2e_g: float
+    uncertainty: Uncertainty
+    energy_kwh: float
+    pue: float
+    intensity_g_per_kwh: float
+    basis: Basis
+
+    @property
+    def co2e_kg(self) -> float:
+        return self.co2e_g / 1000.0
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    commit: str
+    dirty: bool | None
+    branch: str | None = None
+
+
+@dataclass(frozen=True)
+class Hardware:
+    cpu_model: str | None
+    cpu_count: int | None
+    cpu_usable: int | None
+    ram_total_bytes: int | None
+    gpus: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who, what and where: everything needed to reproduce or compare a run."""
+
+    run_id: str
+    name: str
+    project: str
+    tags: tuple[str, ...]
+    params: dict[str, Any]
+    argv: tuple[str, ...]
+    host: str
+    pid: int
+    started_at: str
+    python: str
+    platform: str
+    carbonmonitor_version: str
+    packages: dict[str, str] = field(default_factory=dict)
+    data_tables: dict[str, str] = field(default_factory=dict)
+    hardware: Hardware | None = None
+    git: GitInfo | None = None
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """A backend that was considered for a run: used, or not and why."""
+
+    name: str
+    used: bool
+    devices: tuple[str, ...] = ()
+    reason: str = ""
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``Tracker.stop()`` returns: the whole measured and accounted run."""
+
+    identity: RunIdentity
+    status: Literal["completed", "failed", "interrupted"]
+    ended_at: str
+    duration_s: float
+    energy: tuple[EnergyFigure, ...]
+    phases: tuple[PhaseResult, ...]
+    location: Location
+    intensity: Intensity
+    pue: Pue
+    emissions: Emissions
+    backends: tuple[BackendStatus, ...]
+    flags: tuple[Flag, ...]
+    options: dict[str, Any]
+    sample_count: int = 0
+    exit_code: int | None = None
+
+    @property
+    def energy_j(self) -> float:
+        return sum(f.energy_j for f in self.energy)
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_j / JOULES_PER_KWH
+
+    @property
+    def mean_power_w(self) -> float:
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def energy_uncertainty(self) -> Uncertainty:
+        return sum_uncertainty(self.energy)
+
+    @property
+    def co2e_g(self) -> float:
+        return self.emissions.co2e_g
+
+    def phase(self, name: str) -> PhaseResult:
+        """The aggregated phase called ``name``; KeyError lists the phases there are."""
+        for p in self.phases:
+            if p.name == name:
+                return p
+        raise KeyError(f"no phase {name!r}; phases: {', '.join(p.name for p in self.phases)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: records as dicts, derived figures (kWh, mean W) included."""
+        return _to_plain(self)  # type: ignore[no-any-return]
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        """Rebuild a result from ``to_dict()`` output (derived fields are ignored)."""
+        return _from_plain(cls, data)  # type: ignore[no-any-return]
+
+
+def sum_uncertainty(figures: tuple[EnergyFigure, ...] | list[EnergyFigure]) -> Uncertainty:
+    """Bounds of a sum of energy figures: sums of the bounds; the rule lists the parts' rules."""
+    rules = sorted({f.uncertainty.rule for f in figures})
+    return Uncertainty(
+        sum(f.uncertainty.low for f in figures),
+        sum(f.uncertainty.high for f in figures),
+        "sum(" + ",".join(rules) + ")" if len(rules) > 1 else (rules[0] if rules else "none"),
+    )
+
+
+# Derived read-only properties exported by to_dict(), per record type.
+_DERIVED: dict[type, tuple[str, ...]] = {
+    EnergyFigure: ("energy_kwh", "mean_power_w"),
+    PhaseResult: ("energy_j", "energy_kwh", "uncertainty"),
+    Emissions: ("co2e_kg",),
+    RunResult: ("energy_j", "energy_kwh", "mean_power_w", "energy_uncertainty"),
+}
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        for name in _DERIVED.get(type(value), ()):
+            out[name] = _to_plain(getattr(value, name))
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    return value
+
+
+def _from_plain(cls: Any, data: Any) -> Any:
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    import types
+    import typing
+
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if arg is not type(None):
+                return _convert(arg, value)
+    if dataclasses.is_dataclass(hint):
+        return _from_plain(hint, value)
+    if origin is tuple:
+        return tuple(_convert(args[0], v) for v in value)
+    return value

@@ -1,0 +1,74 @@
+"""Plain-text summary of a run: energy by device and phase, CO2e, and where each number came from."""
+
+from __future__ import annotations
+
+from carbonmonitor.records import JOULES_PER_KWH, EnergyFigure, RunResult, Uncertainty
+
+
+def energy_text(joules: float) -> str:
+    """Joules in the unit a reader expects: J, Wh or kWh."""
+    wh = joules / 3600.0
+    if abs(wh) >= 1000:
+        return f"{wh / 1000:.3f} kWh"
+    if abs(wh) >= 0.01:
+        return f"{wh:.3f} Wh"
+    return f"{joules:.2f} J"
+
+
+def mass_text(grams: float) -> str:
+    return f"{grams / 1000:.3f} kg" if abs(grams) >= 1000 else f"{grams:.3g} g"
+
+
+def _interval(unc: Uncertainty, mass: bool = False) -> str:
+    show = mass_text if mass else energy_text
+    return f"[{show(unc.low)} .. {show(unc.high)}]"
+
+
+def _figure_row(fig: EnergyFigure, width: int) -> str:
+    return (f"  {fig.domain:<{width}} {energy_text(fig.energy_j):>11}  "
+            f"{fig.mean_power_w:7.1f} W  {fig.method:<17} {fig.detail}")
+
+
+def format_summary(result: RunResult) -> str:
+    """A multi-line summary, the one printed by ``carbonmonitor run``.
+
+    Example:
+        >>> import carbonmonitor
+        >>> with carbonmonitor.track(backend="fake", quiet=True) as run:
+        ...     pass
+        >>> "CO2e" in carbonmonitor.format_summary(run.result)
+        True
+    """
+    ident, em, inten = result.identity, result.emissions, result.intensity
+    width = max([len(f.domain) for f in result.energy] + [6])
+    lines = [
+        f"carbonmonitor: run {ident.run_id} {ident.name!r} (project {ident.project}) "
+        f"{result.status} in {result.duration_s:.1f} s",
+        f"Energy  {energy_text(result.energy_j)}  {_interval(result.energy_uncertainty)}  "
+        f"mean {result.mean_power_w:.1f} W  (scope: machine)",
+        *(_figure_row(f, width) for f in result.energy),
+        f"CO2e    {mass_text(em.co2e_g)}  {_interval(em.uncertainty, mass=True)}  = "
+        f"{em.energy_kwh * 1000:.4g} Wh x PUE {em.pue:.3g} x {em.intensity_g_per_kwh:g} g/kWh",
+        f"  intensity  {inten.g_per_kwh:g} g/kWh, {inten.zone_name} ({inten.zone}) {inten.year}"
+        f"{' preliminary' if inten.preliminary else ''}, {inten.basis}; {inten.source} "
+        f"[{inten.licence}]",
+        f"  {result.pue.describe()}",
+        f"  location   {result.location.describe()}",
+    ]
+    if result.phases:
+        pw = max(len(p.name) for p in result.phases)
+        lines.append(f"Phases  {'':<{pw}}  count       time       energy  share")
+        total = result.energy_j or 1.0
+        for p in result.phases:
+            lines.append(f"  {p.name:<{pw}}  {p.count:>6} {p.duration_s:>9.2f} s "
+                         f"{energy_text(p.energy_j):>12}  {100 * p.energy_j / total:4.0f}%")
+    unused = [b for b in result.backends if not b.used]
+    if unused:
+        lines.append("Backends not used: " + "; ".join(f"{b.name} ({b.reason})" for b in unused))
+    for flag in result.flags:
+        fix = f" Fix: {flag.fix}" if flag.fix else ""
+        lines.append(f"  ! {flag.code}: {flag.message}.{fix}")
+    return "\n".join(lines)
+
+
+__all__ = ["JOULES_PER_KWH", "energy_text", "format_summary", "mass_text"]

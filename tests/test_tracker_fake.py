@@ -1,0 +1,172 @@
+"""Fake-backend runs under a manual clock: exact energy per phase and in total.
+
+Expected values are integrated here by hand from the scripted profile, not via product helpers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from carbonmonitor import ManualClock, Tracker
+from carbonmonitor.backends.fake import FakeBackend
+
+
+def make(profile, **kwargs):  # type: ignore[no-untyped-def]
+    clock = ManualClock()
+    tracker = Tracker(backend=[FakeBackend(profile, **kwargs)], clock=clock, sampling="manual",
+                      quiet=True)
+    return clock, tracker
+
+
+def test_step_profile_total_and_phases_exact() -> None:
+    # cpu: 100 W for 10 s, then 40 W; gpu:0 constant 250 W.
+    clock, t = make({"cpu": [(0, 100.0), (10, 40.0)], "gpu:0": 250.0})
+    t.start()
+    clock.advance(4)
+    t.tick()
+    with t.phase("train"):          # 4 s .. 13 s
+        clock.advance(3)
+        t.tick()
+        clock.advance(6)
+    clock.advance(2)                  # 13 .. 15 outside phases
+    with t.phase("eval"):            # 15 .. 16
+        clock.advance(1)
+    result = t.stop()
+    cpu_total = 100 * 10 + 40 * 6
+    assert result.duration_s == 16
+    by_domain = {f.domain: f for f in result.energy}
+    assert by_domain["cpu"].energy_j == pytest.approx(cpu_total, rel=1e-12)
+    assert by_domain["gpu:0"].energy_j == pytest.approx(250 * 16, rel=1e-12)
+    train = result.phase("train")
+    assert train.count == 1 and train.duration_s == 9
+    train_cpu = next(f for f in train.energy if f.domain == "cpu")
+    assert train_cpu.energy_j == pytest.approx(100 * 6 + 40 * 3, rel=1e-12)
+    assert train.energy_j == pytest.approx(100 * 6 + 40 * 3 + 250 * 9, rel=1e-12)
+    assert result.phase("eval").energy_j == pytest.approx(40 * 1 + 250 * 1, rel=1e-12)
+    assert result.mean_power_w == pytest.approx((cpu_total + 250 * 16) / 16, rel=1e-12)
+
+
+def test_linear_ramp_is_integrated_exactly_whatever_the_ticks() -> None:
+    clock, t = make({"gpu:0": [(0, 0.0), (10, 300.0)]}, interpolation="linear")
+    t.start()
+    for _ in range(7):  # uneven ticks inside the ramp
+        clock.advance(1.3)
+        t.tick()
+    clock.advance(10 - 7 * 1.3 + 5)  # to t = 15 s, 5 s at 300 W
+    result = t.stop()
+    assert result.energy_j == pytest.approx(0.5 * 10 * 300 + 5 * 300, rel=1e-12)
+
+
+def test_repeated_phase_aggregates_by_name_and_nests_by_path() -> None:
+    clock, t = make({"cpu": 10.0})
+    t.start()
+    for _ in range(1000):
+        with t.phase("epoch"):
+            with t.phase("step"):
+                clock.advance(0.01)
+            clock.advance(0.002)
+    result = t.stop()
+    names = [p.name for p in result.phases]
+    assert names == ["epoch", "epoch/step"]
+    step = result.phase("epoch/step")
+    assert step.count == 1000
+    assert step.duration_s == pytest.approx(10.0, rel=1e-9)
+    assert step.energy_j == pytest.approx(100.0, rel=1e-9)
+    assert result.phase("epoch").energy_j == pytest.approx(120.0, rel=1e-9)
+
+
+def test_failing_backend_is_flagged_and_the_rest_keeps_sampling(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = ManualClock()
+    dying = FakeBackend({"gpu:0": 200.0}, fail_at_s=5, name="dying")
+    alive = FakeBackend({"cpu": 50.0}, name="alive")
+    t = Tracker(backend=[dying, alive], clock=clock, sampling="manual", quiet=True)
+    t.start()
+    for _ in range(10):
+        clock.advance(1)
+        t.tick()
+    result = t.stop()
+    energy = {f.domain: f.energy_j for f in result.energy}
+    assert energy["gpu:0"] == pytest.approx(200 * 4)  # last good read at 4 s
+    assert energy["cpu"] == pytest.approx(50 * 10)
+    assert [f.code for f in result.flags].count("backend-failed") == 1
+    assert sum("dying" in r.getMessage() for r in caplog.records) == 1  # logged once
+
+
+def test_uncertainty_bounds_follow_the_method_rule() -> None:
+    clock, t = make({"cpu": 100.0}, method="power-integration")
+    t.start()
+    clock.advance(10)
+    result = t.stop()
+    unc = result.energy[0].uncertainty
+    assert (unc.low, unc.high) == pytest.approx((900.0, 1100.0))
+    assert unc.rule == "power-integration-v1"
+    assert result.emissions.uncertainty.low < result.co2e_g < result.emissions.uncertainty.high
+
+
+def test_stop_is_idempotent_and_phase_after_stop_is_harmless() -> None:
+    clock, t = make({"cpu": 1.0})
+    t.start()
+    clock.advance(1)
+    first = t.stop()
+    with t.phase("late"):
+        clock.advance(1)
+    assert t.stop() is first
+    assert first.phases == ()
+
+
+def test_open_phase_at_stop_is_closed_and_flagged() -> None:
+    clock, t = make({"cpu": 2.0})
+    t.start()
+    ctx = t.phase("never-closed")
+    ctx.__enter__()
+    clock.advance(3)
+    result = t.stop()
+    assert result.phase("never-closed").energy_j == pytest.approx(6.0)
+    assert "phase-open-at-stop" in {f.code for f in result.flags}
+
+
+def test_context_manager_records_failure_and_reraises() -> None:
+    clock = ManualClock()
+    tracker = Tracker(backend=[FakeBackend({"cpu": 1.0})], clock=clock, sampling="manual",
+                      quiet=True)
+    with pytest.raises(ZeroDivisionError):
+        with tracker:
+            clock.advance(2)
+            1 / 0
+    assert tracker.result is not None
+    assert tracker.result.status == "failed"
+    assert tracker.result.energy_j == pytest.approx(2.0)
+
+
+def test_decorator_measures_each_call_separately() -> None:
+    import carbonmonitor
+
+    clock = ManualClock()
+
+    @carbonmonitor.track(backend="fake", clock=clock, sampling="manual", quiet=True)
+    def work(seconds: float) -> str:
+        clock.advance(seconds)
+        return "done"
+
+    assert work(2) == "done"
+    first = work.last_result  # type: ignore[attr-defined]
+    assert work(3) == "done"
+    second = work.last_result  # type: ignore[attr-defined]
+    assert first.duration_s == 2 and second.duration_s == 3
+    assert first.identity.run_id != second.identity.run_id
+    assert first.identity.name.endswith("work")
+
+
+def test_result_round_trips_through_json() -> None:
+    from carbonmonitor import RunResult
+
+    clock, t = make({"cpu": 5.0})
+    t.start()
+    with t.phase("p"):
+        clock.advance(2)
+    result = t.stop()
+    data = result.to_dict()
+    assert data["energy"][0]["energy_kwh"] == pytest.approx(10.0 / 3.6e6)
+    again = RunResult.from_dict(__import__("json").loads(result.to_json()))
+    assert again == result
