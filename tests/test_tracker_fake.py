@@ -170,3 +170,51 @@ def test_result_round_trips_through_json() -> None:
     assert data["energy"][0]["energy_kwh"] == pytest.approx(10.0 / 3.6e6)
     again = RunResult.from_dict(__import__("json").loads(result.to_json()))
     assert again == result
+
+
+@pytest.mark.parametrize("options, table, key_col, key, value_col, pue_provider", [
+    ({"country": "Germany"}, "grid/owid_electricity_by_country_year.csv", "iso_code", "DEU",
+     "carbon_intensity_elec", None),
+    ({"cloud_region": "europe-west1", "cloud_provider": "gcp"},
+     "cloud/gcp_region_carbon_info_2019_2024.csv", "region", "europe-west1",
+     "grid_carbon_intensity_gco2e_per_kwh", "gcp"),
+    ({"cloud_region": "eu-west-1"}, "subnational/electricitymaps_yearly_2021_2025.csv", "zone",
+     "IE", "carbon_intensity_lifecycle_gco2e_per_kwh", "aws"),
+])
+def test_emissions_are_energy_times_pue_times_the_shipped_factor(
+        options, table, key_col, key, value_col, pue_provider) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "src" / "carbonmonitor" / "data"
+    with open(data / table, newline="", encoding="utf-8") as fh:
+        factor = float(next(r[value_col] for r in csv.DictReader(fh)
+                            if r[key_col] == key and r["year"] == "2024"))
+    pue = 1.0
+    if pue_provider:
+        with open(data / "cloud" / "pue.csv", newline="", encoding="utf-8") as fh:
+            fleet = [r for r in csv.DictReader(fh)
+                     if r["provider"] == pue_provider and r["scope"] == "fleet"
+                     and int(r["year"]) <= 2024]
+        pue = float(max(fleet, key=lambda r: int(r["year"]))["pue"])
+    clock = ManualClock()
+    tracker = Tracker(backend=[FakeBackend({"cpu": 123.0, "gpu:0": 300.0})], clock=clock,
+                      sampling="manual", quiet=True, **options)
+    tracker.start()
+    clock.advance(3600)
+    result = tracker.stop()
+    expected_g = (123.0 + 300.0) * 3600 / 3.6e6 * pue * factor
+    assert abs(result.co2e_g - expected_g) / expected_g < 1e-12
+    assert result.intensity.year == 2024
+    assert result.pue.value == pue
+
+
+@pytest.mark.parametrize("exc, status", [
+    (KeyboardInterrupt(), "interrupted"), (SystemExit(0), "completed"), (SystemExit(3), "failed"),
+])
+def test_status_follows_how_the_block_ended(exc: BaseException, status: str) -> None:
+    tracker = Tracker(backend="fake", clock=ManualClock(), sampling="manual", quiet=True)
+    with pytest.raises(type(exc)):
+        with tracker:
+            raise exc
+    assert tracker.result is not None and tracker.result.status == status

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import threading
@@ -147,6 +148,9 @@ class Tracker:
             self._t_start = self._t_last = self.clock.monotonic()
             self._run.opened_at = self._t_start
             self._read_all(self._t_start, first=True)
+        # A tracker never stopped (a script that forgot stop(), sys.exit in the middle) is
+        # stopped at interpreter exit so its measurements still reach the log.
+        atexit.register(self._stop_at_exit)
         if self.sampling == "thread":
             self._thread = threading.Thread(target=self._loop, name="carbonmonitor-sampler",
                                             daemon=True)
@@ -164,6 +168,7 @@ class Tracker:
             if self._state == "new":
                 self.start()
             self._state = "stopped"
+        atexit.unregister(self._stop_at_exit)
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
@@ -182,6 +187,12 @@ class Tracker:
         if not self.quiet:
             log.info("%s", _one_line(self.result))
         return self.result
+
+    def _stop_at_exit(self) -> None:
+        if self._state == "running":
+            result = self.stop("interrupted")
+            log.warning("carbonmonitor: run %s was still running at interpreter exit; stopped: %s",
+                        result.identity.run_id, _one_line(result))
 
     def tick(self) -> None:
         """Take one reading now (the sampler thread calls this; with ``sampling="manual"``,
@@ -373,7 +384,7 @@ class Tracker:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is None:
+        if exc_type is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
             self.stop("completed")
         elif issubclass(exc_type, KeyboardInterrupt):
             self.stop("interrupted")

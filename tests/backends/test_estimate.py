@@ -180,3 +180,22 @@ def test_named_backend_that_cannot_probe_is_a_config_error(tmp_path: Path) -> No
 def test_model_matching(model: str, expected: str | None) -> None:
     names = tuple(r["Name"] for r in rows("cpu_tdp_codecarbon.csv"))
     assert match_model(model, names) == expected
+
+
+def test_psutil_host_path_used_on_macos_and_windows_reads_this_machine() -> None:
+    """The psutil reader is exercised here on Linux; on macOS/Windows it is the only reader."""
+    from carbonmonitor.backends.base import ProbeContext
+    from carbonmonitor.backends.estimate import EstimateFactory
+    from carbonmonitor.backends.host import PsutilHost
+    from carbonmonitor.options import resolve
+
+    host = PsutilHost()
+    assert host.cpu_times().busy_s > 0 and host.cpu_times().n_cpus >= 1
+    assert 0 < host.memory_used_bytes() < (host.memory_total_bytes() or 0)
+    backend = EstimateFactory().probe(ProbeContext(resolve({}, environ={}), ManualClock()),
+                                      host=host)
+    assert {d.key for d in backend.domains()} == {"cpu", "memory"}
+    first = backend.read(0.0)
+    later = backend.read(1.0)
+    assert first["cpu"].energy_j == 0 and later["cpu"].energy_j >= 0
+    assert later["memory"].energy_j > 0

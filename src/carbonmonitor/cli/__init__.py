@@ -15,6 +15,7 @@ from carbonmonitor.errors import CarbonMonitorError, did_you_mean
 from carbonmonitor.options import SPECS
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 128 + 2  # SIGINT, as shells report it
 
 
 class UsageError(Exception):
@@ -34,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _all_flags(parser: argparse.ArgumentParser) -> list[str]:
-    flags = []
+    flags: list[str] = []
     for action in parser._actions:
         flags.extend(action.option_strings)
         if isinstance(action, argparse._SubParsersAction):
@@ -80,3 +81,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CarbonMonitorError as err:
         print(f"carbonmonitor: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C before the command started: no traceback
+        return EXIT_INTERRUPTED
