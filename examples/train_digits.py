@@ -50,8 +50,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="write the run's result as JSON")
     args = parser.parse_args(argv)
-    epochs = args.epochs or (2 if args.quick else 12)
-    width = args.width or (16 if args.quick else 48)
+    epochs = args.epochs or (2 if args.quick else 32)
+    width = args.width or (16 if args.quick else 128)
 
     with carbonmonitor.track(project="carbonmonitor-demo", name="digits-cnn",
                              tags=["demo", "quick" if args.quick else "full"],
@@ -87,8 +87,11 @@ def main(argv: list[str]) -> int:
     assert result is not None
     print()
     print(carbonmonitor.format_summary(result))
-    print(f"\nfinal test accuracy {accuracy:.3f}; energy per test-accuracy point: "
-          f"{result.energy_kwh * 1000 / max(accuracy * 100, 1e-9):.4f} Wh")
+    samples = epochs * len(y_train)
+    print(f"\nfinal test accuracy {accuracy:.3f}; {samples} training samples; "
+          f"{result.energy_j / samples * 1000:.2f} J and "
+          f"{result.co2e_g / samples * 1e6:.2f} ug CO2e per 1k samples (upper bound "
+          f"{result.emissions.uncertainty.high / samples * 1e6:.2f})")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(), fh, indent=2)

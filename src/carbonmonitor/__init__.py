@@ -14,17 +14,25 @@ Public names are loaded on first use, so ``import carbonmonitor`` stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
-from carbonmonitor._version import __version__
+from carbonmonitor._version import __version__ as __version__
 
+# Not `from typing import TYPE_CHECKING`: importing typing would cost most of the import budget.
+# Type checkers treat a module-level TYPE_CHECKING as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from carbonmonitor.backends.fake import FakeBackend
-    from carbonmonitor.clock import ManualClock
-    from carbonmonitor.errors import BackendUnavailable, CarbonMonitorError, ConfigError, DataError
-    from carbonmonitor.records import RunResult
-    from carbonmonitor.summary import format_summary
-    from carbonmonitor.tracker import Tracker, track
+    from typing import Any
+
+    from carbonmonitor.backends.fake import FakeBackend as FakeBackend
+    from carbonmonitor.clock import ManualClock as ManualClock
+    from carbonmonitor.errors import BackendUnavailable as BackendUnavailable
+    from carbonmonitor.errors import CarbonMonitorError as CarbonMonitorError
+    from carbonmonitor.errors import ConfigError as ConfigError
+    from carbonmonitor.errors import DataError as DataError
+    from carbonmonitor.records import RunResult as RunResult
+    from carbonmonitor.summary import format_summary as format_summary
+    from carbonmonitor.tracker import Tracker as Tracker
+    from carbonmonitor.tracker import track as track
 
 _LAZY = {
     "track": "carbonmonitor.tracker",
@@ -39,7 +47,10 @@ _LAZY = {
     "DataError": "carbonmonitor.errors",
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+__all__ = [
+    "BackendUnavailable", "CarbonMonitorError", "ConfigError", "DataError", "FakeBackend",
+    "ManualClock", "RunResult", "Tracker", "__version__", "format_summary", "track",
+]
 
 
 def __getattr__(name: str) -> Any:

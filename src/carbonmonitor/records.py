@@ -134,10 +134,14 @@ class Pue:
 
     def describe(self) -> str:
         """``PUE 1.0 (local machine; set pue= or cloud_provider=)``, ``PUE 1.15 (AWS ..., 2024)``."""
-        text = f"{self.value:.2f}"
-        text = text[:-1] if text.endswith("0") else text
         year = f", {self.year}" if self.year else ""
-        return f"PUE {text} ({self.source}{year})"
+        return f"PUE {pue_text(self.value)} ({self.source}{year})"
+
+
+def pue_text(value: float) -> str:
+    """``1.0``, ``1.15``, ``1.56``: two decimals, a trailing zero dropped."""
+    text = f"{value:.2f}"
+    return text[:-1] if text.endswith("0") else text
 
 
 @dataclass(frozen=True)

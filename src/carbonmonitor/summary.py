@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from carbonmonitor.records import JOULES_PER_KWH, EnergyFigure, RunResult, Uncertainty
+from carbonmonitor.records import JOULES_PER_KWH, EnergyFigure, RunResult, Uncertainty, pue_text
 
 
-def energy_text(joules: float) -> str:
-    """Joules in the unit a reader expects: J, Wh or kWh."""
+def energy_text(joules: float, like: float | None = None) -> str:
+    """Joules in the unit a reader expects (J, Wh or kWh), chosen by ``like`` when given so
+    that the rows of one table share a unit."""
+    scale = abs(joules if like is None else like) / 3600.0
     wh = joules / 3600.0
-    if abs(wh) >= 1000:
+    if scale >= 1000:
         return f"{wh / 1000:.3f} kWh"
-    if abs(wh) >= 0.01:
+    if scale >= 0.01:
         return f"{wh:.3f} Wh"
     return f"{joules:.2f} J"
 
@@ -19,13 +21,14 @@ def mass_text(grams: float) -> str:
     return f"{grams / 1000:.3f} kg" if abs(grams) >= 1000 else f"{grams:.3g} g"
 
 
-def _interval(unc: Uncertainty, mass: bool = False) -> str:
-    show = mass_text if mass else energy_text
-    return f"[{show(unc.low)} .. {show(unc.high)}]"
+def _interval(unc: Uncertainty, value: float, mass: bool = False) -> str:
+    if mass:
+        return f"[{mass_text(unc.low)} .. {mass_text(unc.high)}]"
+    return f"[{energy_text(unc.low, value)} .. {energy_text(unc.high, value)}]"
 
 
-def _figure_row(fig: EnergyFigure, width: int) -> str:
-    return (f"  {fig.domain:<{width}} {energy_text(fig.energy_j):>11}  "
+def _figure_row(fig: EnergyFigure, width: int, total_j: float) -> str:
+    return (f"  {fig.domain:<{width}} {energy_text(fig.energy_j, total_j):>11}  "
             f"{fig.mean_power_w:7.1f} W  {fig.method:<17} {fig.detail}")
 
 
@@ -44,11 +47,11 @@ def format_summary(result: RunResult) -> str:
     lines = [
         f"carbonmonitor: run {ident.run_id} {ident.name!r} (project {ident.project}) "
         f"{result.status} in {result.duration_s:.1f} s",
-        f"Energy  {energy_text(result.energy_j)}  {_interval(result.energy_uncertainty)}  "
+        f"Energy  {energy_text(result.energy_j)}  {_interval(result.energy_uncertainty, result.energy_j)}  "
         f"mean {result.mean_power_w:.1f} W  (scope: machine)",
-        *(_figure_row(f, width) for f in result.energy),
-        f"CO2e    {mass_text(em.co2e_g)}  {_interval(em.uncertainty, mass=True)}  = "
-        f"{em.energy_kwh * 1000:.4g} Wh x PUE {em.pue:.3g} x {em.intensity_g_per_kwh:g} g/kWh",
+        *(_figure_row(f, width, result.energy_j) for f in result.energy),
+        f"CO2e    {mass_text(em.co2e_g)}  {_interval(em.uncertainty, em.co2e_g, mass=True)}  = "
+        f"{em.energy_kwh * 1000:.4g} Wh x PUE {pue_text(em.pue)} x {em.intensity_g_per_kwh:g} g/kWh",
         f"  intensity  {inten.g_per_kwh:g} g/kWh, {inten.zone_name} ({inten.zone}) {inten.year}"
         f"{' preliminary' if inten.preliminary else ''}, {inten.basis}; {inten.source} "
         f"[{inten.licence}]",
@@ -61,7 +64,7 @@ def format_summary(result: RunResult) -> str:
         total = result.energy_j or 1.0
         for p in result.phases:
             lines.append(f"  {p.name:<{pw}}  {p.count:>6} {p.duration_s:>9.2f} s "
-                         f"{energy_text(p.energy_j):>12}  {100 * p.energy_j / total:4.0f}%")
+                         f"{energy_text(p.energy_j, result.energy_j):>12}  {100 * p.energy_j / total:4.0f}%")
     unused = [b for b in result.backends if not b.used]
     if unused:
         lines.append("Backends not used: " + "; ".join(f"{b.name} ({b.reason})" for b in unused))

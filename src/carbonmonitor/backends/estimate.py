@@ -209,7 +209,8 @@ class EstimateBackend:
         return (
             Domain("cpu", "cpu", "model", self.cpu.rule, self.cpu.detail),
             Domain("memory", "memory", "model", "model-memory-v1",
-                   f"{self.memory.w_per_gb:g} W per GB in use ({self.memory.source})"),
+                   f"{self.memory.w_per_gb:g} W per GB in use ("
+                   f"{self.memory.source.split(' (')[0]})"),
         )
 
     def read(self, now_s: float) -> dict[str, Cumulative]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from carbonmonitor.carbon.countries import resolve_country
+from carbonmonitor.carbon.countries import OWID_COLUMNS, resolve_country
 from carbonmonitor.carbon.regions import resolve_cloud_region, validate_provider
-from carbonmonitor.data import preliminary_years, read_table
+from carbonmonitor.data import preliminary_years, read_columns
 from carbonmonitor.errors import ConfigError, DataError
 from carbonmonitor.records import Basis, Flag, Intensity, Location
 
@@ -33,12 +33,18 @@ class _Table:
     value: str
     basis: str = ""  # column holding the basis per row; empty: the whole table is life-cycle
     zone_prefix: str = ""
+    columns: tuple[str, ...] = ()  # columns to read; default: key, label, value, year, basis
+
+    def read(self) -> tuple[dict[str, str], ...]:
+        wanted = self.columns or tuple(
+            c for c in (self.key, self.label, self.value, "year", self.basis) if c)
+        return read_columns(self.path, wanted)
 
 
 OWID = _Table(
     "grid/owid_electricity_by_country_year.csv",
     "Our World in Data based on Ember and Energy Institute", "CC BY 4.0",
-    key="iso_code", label="country", value="carbon_intensity_elec",
+    key="iso_code", label="country", value="carbon_intensity_elec", columns=OWID_COLUMNS,
 )
 EM = _Table(
     "subnational/electricitymaps_yearly_2021_2025.csv", "Electricity Maps", "ODbL 1.0",
@@ -203,7 +209,7 @@ def _with(intensity: Intensity, flag: Flag) -> Intensity:
 def _index(table: _Table) -> dict[str, tuple[str, _Series]]:
     """Key -> (label, year -> (g/kWh, basis)), for rows that have a value."""
     index: dict[str, tuple[str, _Series]] = {}
-    for row in read_table(table.path):
+    for row in table.read():
         if not row[table.key] or not row[table.value]:
             continue
         label = row[table.label]

@@ -19,7 +19,7 @@ from importlib import resources
 
 from carbonmonitor.errors import DataError
 
-__all__ = ["MANIFEST", "preliminary_years", "read_table", "table_versions"]
+__all__ = ["MANIFEST", "preliminary_years", "read_columns", "read_table", "table_versions"]
 
 MANIFEST = "MANIFEST.csv"
 
@@ -39,16 +39,37 @@ def read_table(relpath: str) -> tuple[dict[str, str], ...]:
     Raises:
         DataError: the file is not in the installed package.
     """
+    return tuple(csv.DictReader(io.StringIO(_text(relpath), newline="")))
+
+
+@lru_cache(maxsize=16)
+def read_columns(relpath: str, columns: tuple[str, ...]) -> tuple[dict[str, str], ...]:
+    """Rows of a shipped CSV restricted to ``columns``: for large tables (the 1.1 MB OWID
+    table) where holding every column of every row would cost tens of MB.
+
+    Raises:
+        DataError: the file is missing or lacks one of the columns.
+    """
+    reader = csv.reader(io.StringIO(_text(relpath), newline=""))
+    header = next(reader)
+    try:
+        picks = [header.index(c) for c in columns]
+    except ValueError as err:
+        raise DataError(f"data table {relpath!r} lacks a column ({err}); reinstall "
+                        "carbonmonitor and report this as a packaging bug") from err
+    return tuple({c: row[i] for c, i in zip(columns, picks)} for row in reader)
+
+
+def _text(relpath: str) -> str:
     resource = resources.files(__name__).joinpath(*relpath.split("/"))
     try:
-        text = resource.read_text(encoding="utf-8")
+        return resource.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
         raise DataError(
             f"data table {relpath!r} is missing from the installed carbonmonitor package; "
             "reinstall carbonmonitor (pip install --force-reinstall carbonmonitor) and report "
             "this as a packaging bug"
         ) from err
-    return tuple(csv.DictReader(io.StringIO(text, newline="")))
 
 
 def table_versions() -> dict[str, str]:

@@ -1,0 +1,43 @@
+"""The printed summary shows every figure with its method, source and flags."""
+
+from __future__ import annotations
+
+from carbonmonitor import FakeBackend, ManualClock, Tracker, format_summary
+from carbonmonitor.summary import energy_text, mass_text
+
+
+def run_result(**options: object):  # type: ignore[no-untyped-def]
+    clock = ManualClock()
+    tracker = Tracker(backend=[FakeBackend({"cpu": 90.0, "memory": 10.0})], clock=clock,
+                      sampling="manual", quiet=True, **options)
+    tracker.start()
+    with tracker.phase("train"):
+        clock.advance(36)
+    return tracker.stop()
+
+
+def test_summary_lists_devices_phases_factor_and_pue() -> None:
+    result = run_result(country="FR", name="demo")
+    text = format_summary(result)
+    assert "'demo'" in text and "completed in 36.0 s" in text
+    assert "Energy  1.000 Wh" in text  # 100 W for 36 s
+    assert "  cpu" in text and "  memory" in text and "counter" in text
+    assert "France (FRA) 2024, lifecycle" in text
+    assert "PUE 1.0 (local machine; set pue= or cloud_provider=)" in text
+    assert "train" in text and "100%" in text
+    assert "! pue-local-default" in text
+    assert "location-unknown" not in text
+
+
+def test_unknown_location_is_flagged_with_the_fix() -> None:
+    text = format_summary(run_result())
+    assert "location   unknown" in text
+    assert "! location-unknown" in text and "country=" in text
+
+
+def test_units_scale_and_rows_share_a_unit() -> None:
+    assert energy_text(3600.0) == "1.000 Wh"
+    assert energy_text(3.6e6 * 2) == "2.000 kWh"
+    assert energy_text(5.0) == "5.00 J"
+    assert energy_text(5.0, like=3600.0) == "0.001 Wh"
+    assert mass_text(1500.0) == "1.500 kg" and mass_text(0.5) == "0.5 g"
