@@ -36,7 +36,7 @@ def test_none_argument_means_not_given() -> None:
 
 
 @pytest.mark.parametrize("raw, expected", [
-    ("a,b, c", ("a", "b", "c")), (["x", "y"], ("x", "y")), ("", ()),
+    ("a,b, c", ("a", "b", "c")), (["x", "y"], ("x", "y")), ("", ()), ([1, 2], ("1", "2")),
 ])
 def test_tags_from_string_or_list(raw: object, expected: tuple[str, ...]) -> None:
     assert resolve({"tags": raw}, environ={}).tags == expected
@@ -57,6 +57,10 @@ def test_params_and_constant_power_parse_key_values() -> None:
     ({"constant_power": "cpu=-3"}, "must be >= 0"),
     ({"data_year": "last"}, "year such as 2024"),
     ({"backend": ""}, "at least one backend"),
+    ({"interval": 1e-300}, "between 0.01 and 3600"),
+    ({"interval": 7200}, "between 0.01 and 3600"),
+    ({"interval": True}, "number of seconds"),
+    ({"data_year": 2024.9}, "year such as 2024"),
 ])
 def test_bad_values_name_the_option_and_the_fix(kwargs: dict[str, object],
                                                 fragment: str) -> None:

@@ -218,3 +218,146 @@ def test_status_follows_how_the_block_ended(exc: BaseException, status: str) -> 
         with tracker:
             raise exc
     assert tracker.result is not None and tracker.result.status == status
+
+
+class _Broken:
+    """A backend that breaks its contract: returns floats instead of Cumulative."""
+
+    name = "broken"
+    poll_period_s = None
+
+    def domains(self):  # type: ignore[no-untyped-def]
+        from carbonmonitor.backends.base import Domain
+
+        return (Domain("gpu:0", "gpu", "counter", "counter-v1"),)
+
+    def read(self, now_s: float):  # type: ignore[no-untyped-def]
+        return {"gpu:0": 5.0 * now_s}
+
+    def close(self) -> None:
+        pass
+
+
+def test_backend_returning_garbage_is_flagged_and_never_raises_into_user_code() -> None:
+    clock = ManualClock()
+    tracker = Tracker(backend=[_Broken(), FakeBackend({"cpu": 10.0})], clock=clock,
+                      sampling="manual", quiet=True)
+    with tracker:
+        with tracker.phase("p"):
+            clock.advance(2)
+    result = tracker.result
+    assert result is not None and result.status == "completed"
+    assert {f.domain: f.energy_j for f in result.energy} == {"gpu:0": 0.0, "cpu": 20.0}
+    assert [f.code for f in result.flags].count("backend-failed") == 1
+
+
+def test_non_backend_entry_is_a_config_error() -> None:
+    from carbonmonitor import ConfigError
+
+    with pytest.raises(ConfigError, match="names or backend objects"):
+        Tracker(backend=["fake", 3])
+
+
+def test_counter_restart_keeps_the_energy_since_the_restart_and_flags_once() -> None:
+    from carbonmonitor.backends.base import Cumulative, Domain
+
+    class Restarting:
+        name = "restarting"
+        poll_period_s = None
+        readings = iter([0.0, 100.0, 30.0, 80.0, 10.0])  # restarts before reads 3 and 5
+
+        def domains(self):  # type: ignore[no-untyped-def]
+            return (Domain("gpu:0", "gpu", "counter", "counter-v1"),)
+
+        def read(self, now_s: float):  # type: ignore[no-untyped-def]
+            e = next(self.readings)
+            return {"gpu:0": Cumulative(e, e, e)}
+
+        def close(self) -> None:
+            pass
+
+    clock = ManualClock()
+    tracker = Tracker(backend=[Restarting()], clock=clock, sampling="manual", quiet=True)
+    tracker.start()
+    for _ in range(3):
+        clock.advance(1)
+        tracker.tick()
+    clock.advance(1)
+    result = tracker.stop()
+    assert result.energy_j == pytest.approx(100 + 30 + 50 + 10)
+    resets = [f for f in result.flags if f.code == "counter-reset"]
+    assert len(resets) == 1 and "2 time(s)" in resets[0].message
+
+
+def test_phase_paths_are_per_asyncio_task() -> None:
+    import asyncio
+
+    clock = ManualClock()
+    tracker = Tracker(backend=[FakeBackend({"cpu": 1.0})], clock=clock, sampling="manual",
+                      quiet=True)
+
+    async def task(name: str, steps: int) -> None:
+        with tracker.phase(name):
+            for _ in range(steps):
+                with tracker.phase("step"):
+                    await asyncio.sleep(0)
+
+    async def main() -> None:
+        await asyncio.gather(task("load", 3), task("train", 2))
+
+    tracker.start()
+    asyncio.run(main())
+    with tracker.phase("evaluate"):
+        clock.advance(1)
+    result = tracker.stop()
+    assert sorted(p.name for p in result.phases) == [
+        "evaluate", "load", "load/step", "train", "train/step"]
+    assert result.phase("load/step").count == 3 and result.phase("train/step").count == 2
+    assert result.phase("evaluate").energy_j == pytest.approx(1.0)
+
+
+def test_async_function_is_measured_until_its_coroutine_finishes() -> None:
+    import asyncio
+
+    import carbonmonitor
+
+    clock = ManualClock()
+
+    @carbonmonitor.track(backend="fake", clock=clock, sampling="manual", quiet=True)
+    async def work() -> int:
+        await asyncio.sleep(0)
+        clock.advance(5)
+        return 7
+
+    assert asyncio.run(work()) == 7
+    assert work.last_result.duration_s == 5  # type: ignore[attr-defined]
+
+
+def test_generator_cannot_be_decorated() -> None:
+    import carbonmonitor
+
+    with pytest.raises(carbonmonitor.ConfigError, match="generator"):
+        @carbonmonitor.track(backend="fake", quiet=True)
+        def gen():  # type: ignore[no-untyped-def]
+            yield 1
+
+
+def test_phase_edges_do_not_grow_the_time_series() -> None:
+    clock, t = make({"cpu": 1.0})
+    t.start()
+    for _ in range(100):
+        with t.phase("step"):
+            clock.advance(0.01)
+    t.tick()
+    result = t.stop()
+    assert result.sample_count == 3  # start, one tick, stop
+    assert result.phase("step").count == 100
+
+
+def test_sampling_period_is_the_smallest_a_backend_needs() -> None:
+    fast = FakeBackend({"gpu:0": 1.0}, name="fast")
+    fast.poll_period_s = 0.2
+    tracker = Tracker(backend=[fast, FakeBackend({"cpu": 1.0}, name="slow")], interval=1.0,
+                      sampling="manual", quiet=True)
+    assert tracker.period_s == 0.2
+    assert Tracker(backend="fake", interval=2.5, sampling="manual", quiet=True).period_s == 2.5

@@ -98,7 +98,7 @@ def collect_identity(options: Options, clock: Clock, argv: tuple[str, ...] | Non
                 stdin=subprocess.DEVNULL, text=True)
         except OSError:  # git not installed: dirty flag unknown
             status = None
-    return _Pending(new_run_id(clock.wall()), _iso(clock.wall()),
+    return _Pending(new_run_id(clock.wall()), iso_utc(clock.wall()),
                     tuple(sys.argv if argv is None else argv), git_dir, commit, branch, status)
 
 
@@ -158,7 +158,7 @@ def finish_identity(pending: _Pending | None, options: Options, clock: Clock,
     from carbonmonitor.data import table_versions
 
     if pending is None:  # collection failed at start: still give the run an identity
-        pending = _Pending(new_run_id(clock.wall()), _iso(clock.wall()),
+        pending = _Pending(new_run_id(clock.wall()), iso_utc(clock.wall()),
                            tuple(sys.argv if argv is None else argv), None, None, None, None)
     name = options.name or default_name(pending.argv)
     return RunIdentity(
@@ -188,5 +188,6 @@ def default_name(argv: tuple[str, ...]) -> str:
     return "python"
 
 
-def _iso(epoch_s: float) -> str:
+def iso_utc(epoch_s: float) -> str:
+    """``2026-11-28T15:30:12.345+00:00``."""
     return datetime.fromtimestamp(epoch_s, tz=timezone.utc).isoformat(timespec="milliseconds")

@@ -12,48 +12,31 @@ Example:
 from __future__ import annotations
 
 import atexit
+import contextvars
 import functools
+import inspect
 import logging
 import threading
-from array import array
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Literal, TypeVar
 
 from carbonmonitor.backends import ProbeContext, select_backends
-from carbonmonitor.backends.base import Backend, Cumulative, Domain
 from carbonmonitor.clock import Clock, ManualClock, SystemClock
 from carbonmonitor.errors import ConfigError
-from carbonmonitor.records import (
-    EnergyFigure,
-    Flag,
-    PhaseResult,
-    RunResult,
-    Uncertainty,
-)
+from carbonmonitor.meter import Meter, Window
+from carbonmonitor.records import Flag, PhaseResult, RunResult, sum_uncertainty
 
 log = logging.getLogger("carbonmonitor")
 F = TypeVar("F", bound=Callable[..., Any])
 Sampling = Literal["thread", "manual"]
 
 
-@dataclass
-class _Window:
-    """Energy [point, low, high] per domain accumulated over one window (run or phase path)."""
-
-    energy: dict[str, list[float]] = field(default_factory=dict)
-    count: int = 0
-    open: int = 0
-    opened_at: float = 0.0
-    duration_s: float = 0.0
-
-    def add(self, key: str, delta: Cumulative) -> None:
-        acc = self.energy.setdefault(key, [0.0, 0.0, 0.0])
-        acc[0] += delta.energy_j
-        acc[1] += delta.low_j
-        acc[2] += delta.high_j
+# The open phase path of each tracker in the current context (thread or asyncio task): an
+# immutable mapping tracker id -> path, so concurrent tasks never see each other's phases.
+_PATHS: contextvars.ContextVar[Mapping[int, str]] = contextvars.ContextVar(
+    "carbonmonitor_phase_paths", default=MappingProxyType({}))
 
 
 class Tracker:
@@ -99,6 +82,8 @@ class Tracker:
         provider = carbon.validate_provider(opts.cloud_provider) if opts.cloud_provider else None
         self.location = carbon.resolve_location(
             country=opts.country, cloud_provider=provider, cloud_region=opts.cloud_region)
+        if self.location.cloud_provider and not provider:
+            opts.sources["cloud_provider"] = "inferred from cloud_region"
         provider = self.location.cloud_provider or provider
         opts.values["cloud_provider"] = provider
         self.pue = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
@@ -108,26 +93,20 @@ class Tracker:
         self.quiet = quiet
         self._argv = argv
         selection = select_backends(opts.backend, ProbeContext(opts, self.clock))
-        self._backends: list[Backend] = selection.backends
-        self._domains: dict[str, tuple[Backend, Domain]] = selection.domains
         self._statuses = selection.statuses
+        self._meter = Meter(selection.backends, selection.domains)
         self._lock = threading.RLock()
         self._state: Literal["new", "running", "stopped"] = "new"
-        self._failed: dict[str, Flag] = {}
-        self._last: dict[str, Cumulative] = {}
-        self._run = _Window()
-        self._phases: dict[str, _Window] = {}
-        self._stack = threading.local()
+        self._run = Window()
+        self._phases: dict[str, Window] = {}
         self._flags: list[Flag] = []
         self._warned: set[str] = set()
-        self._series_t = array("d")
-        self._series = {key: array("d") for key in self._domains}
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._identity: Any = None
         self._t_start = 0.0
         self._t_last = 0.0
-        self.period_s = min([opts.interval] + [b.poll_period_s for b in self._backends
+        self.period_s = min([opts.interval] + [b.poll_period_s for b in selection.backends
                                                 if b.poll_period_s])
         self.result: RunResult | None = None
 
@@ -147,7 +126,7 @@ class Tracker:
                                                              self._argv), None)
             self._t_start = self._t_last = self.clock.monotonic()
             self._run.opened_at = self._t_start
-            self._read_all(self._t_start, first=True)
+            self._read_all(self._t_start, record=True)
         # A tracker never stopped (a script that forgot stop(), sys.exit in the middle) is
         # stopped at interpreter exit so its measurements still reach the log.
         atexit.register(self._stop_at_exit)
@@ -174,15 +153,14 @@ class Tracker:
             self._thread.join(timeout=5.0)
         with self._lock:
             now = max(self.clock.monotonic(), self._t_last)
-            self._read_all(now)
+            _guard(lambda: self._read_all(now, record=True), None)
             for path, window in self._phases.items():
                 if window.open:
                     window.duration_s += now - window.opened_at
                     window.open = 0
                     self._flags.append(Flag("phase-open-at-stop", f"phase {path!r} was still "
                                             "open when the run stopped; closed at stop"))
-            for backend in self._backends:
-                _guard(backend.close, None)
+            self._meter.close()
             self.result = self._build_result(now, status, exit_code)
         if not self.quiet:
             log.info("%s", _one_line(self.result))
@@ -199,7 +177,7 @@ class Tracker:
         tests and custom loops do)."""
         with self._lock:
             if self._state == "running":
-                self._read_all(self.clock.monotonic())
+                self._read_all(self.clock.monotonic(), record=True)
 
     def _loop(self) -> None:
         while not self._wake.wait(self.period_s):
@@ -216,20 +194,23 @@ class Tracker:
         """Measure a named part of the run; nestable; repeated names aggregate.
 
         Counters are read at both edges, so a phase gets exactly the energy drawn while it was
-        open. Nested phases are named by path: ``"epoch/train"``.
+        open. Nested phases are named by path (``"epoch/train"``), per thread and per asyncio
+        task. The reads happen in the calling thread: a backend that is slow to read slows
+        phase edges (built-in backends take ~0.1 ms).
         """
-        path = self._enter(name)
+        entered = self._enter(name)
         try:
             yield
         finally:
-            if path is not None:
-                self._exit(path)
+            if entered is not None:
+                self._exit(*entered)
 
-    def _enter(self, name: str) -> str | None:
+    def _enter(self, name: str) -> tuple[str, contextvars.Token[Mapping[int, str]]] | None:
         try:
-            stack: list[str] = self._stack.__dict__.setdefault("paths", [])
+            paths = _PATHS.get()
+            parent = paths.get(id(self))
             label = str(name).replace("/", "_") or "_"
-            path = f"{stack[-1]}/{label}" if stack else label
+            path = f"{parent}/{label}" if parent else label
             with self._lock:
                 if self._state != "running":
                     self._warn_once("phase-state", f"phase {name!r} entered while the tracker "
@@ -237,23 +218,25 @@ class Tracker:
                     return None
                 now = self.clock.monotonic()
                 self._read_all(now)
-                window = self._phases.setdefault(path, _Window())
+                window = self._phases.setdefault(path, Window())
                 window.count += 1
                 if window.open == 0:
                     window.opened_at = now
                 window.open += 1
-            stack.append(path)
-            return path
+            return path, _PATHS.set(MappingProxyType({**paths, id(self): path}))
         except Exception:
             self._warn_once("phase-enter", "carbonmonitor: phase bookkeeping failed",
                             exc_info=True)
             return None
 
-    def _exit(self, path: str) -> None:
+    def _exit(self, path: str, token: contextvars.Token[Mapping[int, str]]) -> None:
         try:
-            stack: list[str] = self._stack.__dict__.setdefault("paths", [])
-            if stack and stack[-1] == path:
-                stack.pop()
+            try:
+                _PATHS.reset(token)
+            except ValueError:  # exited in another context than entered: drop only our entry
+                paths = dict(_PATHS.get())
+                paths.pop(id(self), None)
+                _PATHS.set(MappingProxyType(paths))
             with self._lock:
                 window = self._phases[path]
                 if self._state != "running" or window.open == 0:
@@ -269,50 +252,12 @@ class Tracker:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _read_all(self, now: float, first: bool = False) -> None:
-        """Read every live backend at ``now`` and add the deltas to the run and open phases."""
-        readings: dict[str, Cumulative] = {}
-        for backend in self._backends:
-            if backend.name in self._failed:
-                continue
-            try:
-                values = backend.read(now)
-                readings.update({k: values[k] for k in self._domains
-                                 if self._domains[k][0] is backend})
-            except Exception as err:  # any backend failure is contained and flagged
-                self._fail(backend, err)
-        open_windows = [w for w in self._phases.values() if w.open]
-        for key, cur in readings.items():
-            prev = self._last.get(key)
-            self._last[key] = cur
-            if prev is None or first:
-                continue
-            delta = Cumulative(cur.energy_j - prev.energy_j, cur.low_j - prev.low_j,
-                               cur.high_j - prev.high_j)
-            if delta.energy_j < 0:
-                self._warn_once(f"reset:{key}", f"carbonmonitor: counter for {key} went "
-                                "backwards (reset); the window was dropped")
-                self._flags.append(Flag("counter-reset", f"{key}: counter reset; one window "
-                                        "lost", ""))
-                continue
-            self._run.add(key, delta)
-            for window in open_windows:
-                window.add(key, delta)
-        if first or now > self._t_last:
-            self._series_t.append(now - self._t_start)
-            for key, series in self._series.items():
-                series.append(self._run.energy.get(key, [0.0])[0])
+    def _read_all(self, now: float, record: bool = False) -> None:
+        """Read every backend at ``now`` into the run and the open phases (lock held). Only
+        sampler ticks, start and stop add a point to the time series, not phase edges."""
+        windows = [self._run, *(w for w in self._phases.values() if w.open)]
+        self._meter.read(now, now - self._t_start, windows, record)
         self._t_last = max(self._t_last, now)
-
-    def _fail(self, backend: Backend, err: Exception) -> None:
-        flag = Flag("backend-failed",
-                    f"backend {backend.name!r} failed at "
-                    f"{self.clock.monotonic() - self._t_start:.1f} s ({err}); its energy "
-                    "covers the run only up to then",
-                    "see `carbonmonitor devices` for what it needs")
-        self._failed[backend.name] = flag
-        self._flags.append(flag)
-        log.warning("carbonmonitor: %s. %s", flag.message, flag.fix)
 
     def _warn_once(self, key: str, message: str, exc_info: bool = False) -> None:
         if key not in self._warned:
@@ -324,57 +269,43 @@ class Tracker:
     def snapshot(self) -> tuple[float, float, float]:
         """(elapsed_s, energy_j so far, power_w over the last sampling interval)."""
         with self._lock:
-            t = self._series_t
+            t, series = self._meter.series_t, self._meter.series
             if len(t) < 2:
                 return (self._t_last - self._t_start, 0.0, 0.0)
-            total_now = sum(s[-1] for s in self._series.values())
-            total_prev = sum(s[-2] for s in self._series.values())
+            total_now = sum(s[-1] for s in series.values())
+            total_prev = sum(s[-2] for s in series.values())
             dt = t[-1] - t[-2]
             return (t[-1], total_now, (total_now - total_prev) / dt if dt > 0 else 0.0)
 
     def series(self) -> tuple[list[float], dict[str, list[float]]]:
         """Sample times (s since start) and cumulative energy (J) per domain at each sample."""
         with self._lock:
-            return list(self._series_t), {k: list(v) for k, v in self._series.items()}
-
-    def _figures(self, window: _Window, duration_s: float) -> tuple[EnergyFigure, ...]:
-        out = []
-        for key, (backend, domain) in self._domains.items():
-            e, lo, hi = window.energy.get(key, (0.0, 0.0, 0.0))
-            out.append(EnergyFigure(
-                domain=key, device=domain.device, backend=backend.name, method=domain.method,
-                energy_j=e, duration_s=duration_s,
-                uncertainty=Uncertainty(min(lo, e), max(hi, e), domain.rule),
-                detail=domain.detail))
-        return tuple(out)
+            return (list(self._meter.series_t),
+                    {k: list(v) for k, v in self._meter.series.items()})
 
     def _build_result(self, now: float, status: Any, exit_code: int | None) -> RunResult:
         from carbonmonitor import carbon
-        from carbonmonitor.identity import finish_identity
+        from carbonmonitor.identity import finish_identity, iso_utc
 
         duration = now - self._t_start
-        energy = self._figures(self._run, duration)
-        phases = tuple(PhaseResult(p, w.count, w.duration_s, self._figures(w, w.duration_s))
+        energy = self._meter.figures(self._run, duration)
+        phases = tuple(PhaseResult(p, w.count, w.duration_s,
+                                   self._meter.figures(w, w.duration_s))
                        for p, w in self._phases.items())
-        total_j = sum(f.energy_j for f in energy)
-        total_unc = Uncertainty(sum(f.uncertainty.low for f in energy),
-                                sum(f.uncertainty.high for f in energy),
-                                "+".join(sorted({f.uncertainty.rule for f in energy})))
-        flags = [*self.intensity.flags, *self._flags]
-        for backend in self._backends:
-            flags.extend(getattr(backend, "flags", ()))
+        flags = [*self.intensity.flags, *self._meter.flags(), *self._flags]
         if self.pue.kind == "local-default":
             flags.append(Flag("pue-local-default", "PUE 1.0 assumed: a local machine with no "
                               "data-centre overhead",
                               "set pue= (e.g. pue=1.4 or pue='datacenter') or cloud_provider="))
         identity = finish_identity(self._identity, self.options, self.clock, self._argv)
         return RunResult(
-            identity=identity, status=status, ended_at=_iso(self.clock.wall()),
+            identity=identity, status=status, ended_at=iso_utc(self.clock.wall()),
             duration_s=duration, energy=energy, phases=phases, location=self.location,
             intensity=self.intensity, pue=self.pue,
-            emissions=carbon.account(total_j, total_unc, self.pue, self.intensity),
+            emissions=carbon.account(sum(f.energy_j for f in energy), sum_uncertainty(energy),
+                                     self.pue, self.intensity),
             backends=tuple(self._statuses), flags=tuple(flags),
-            options=self.options.to_dict(), sample_count=len(self._series_t),
+            options=self.options.to_dict(), sample_count=len(self._meter.series_t),
             exit_code=exit_code)
 
     # -- context manager and decorator -----------------------------------------------------
@@ -385,26 +316,51 @@ class Tracker:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if exc_type is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
-            self.stop("completed")
+            status: Literal["completed", "failed", "interrupted"] = "completed"
         elif issubclass(exc_type, KeyboardInterrupt):
-            self.stop("interrupted")
+            status = "interrupted"
         else:
-            self.stop("failed")
+            status = "failed"
+        try:
+            self.stop(status)
+        except Exception:  # a bug of ours must not replace or mask the user's own outcome
+            log.exception("carbonmonitor: internal error while stopping the run; please report")
 
     def __call__(self, func: F) -> F:
         """Use as a decorator: each call is measured as its own run; the latest result is
-        ``func.last_result``."""
+        ``func.last_result``. ``async def`` functions are measured until their coroutine
+        finishes."""
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise ConfigError(f"@track cannot measure generator {func.__qualname__!r}: its work "
+                              "happens while it is consumed; wrap the consuming loop in "
+                              "`with track(...)` instead")
         kwargs = dict(self._init_kwargs)
         options = {k: v for k, v in kwargs.items()
                    if k not in ("clock", "sampling", "quiet", "environ", "argv")}
-        if "name" not in options or options["name"] is None:
+        if options.get("name") is None:
             options["name"] = getattr(func, "__qualname__", None)
+
+        def new_tracker() -> Tracker:
+            return Tracker(clock=kwargs["clock"], sampling=kwargs["sampling"],
+                           quiet=kwargs["quiet"], environ=kwargs["environ"],
+                           argv=kwargs["argv"], **options)
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kw: Any) -> Any:
+                tracker = new_tracker()
+                try:
+                    with tracker:
+                        return await func(*args, **kw)
+                finally:
+                    async_wrapper.last_result = tracker.result  # type: ignore[attr-defined]
+
+            async_wrapper.last_result = None  # type: ignore[attr-defined]
+            return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kw: Any) -> Any:
-            tracker = Tracker(clock=kwargs["clock"], sampling=kwargs["sampling"],
-                              quiet=kwargs["quiet"], environ=kwargs["environ"],
-                              argv=kwargs["argv"], **options)
+            tracker = new_tracker()
             try:
                 with tracker:
                     return func(*args, **kw)
@@ -440,15 +396,11 @@ def _guard(func: Callable[[], Any], default: Any) -> Any:
         return default
 
 
-def _iso(epoch_s: float) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).isoformat(timespec="milliseconds")
-
-
 def _one_line(result: RunResult) -> str:
+    from carbonmonitor.summary import energy_text, mass_text
+
     return (f"carbonmonitor: {result.identity.name}: {result.duration_s:.1f} s, "
-            f"{result.energy_kwh * 1000:.3f} Wh, {result.co2e_g:.3f} gCO2e "
+            f"{energy_text(result.energy_j)}, {mass_text(result.co2e_g)} CO2e "
             f"({result.intensity.g_per_kwh:g} g/kWh {result.intensity.zone} "
             f"{result.intensity.year}, {result.pue.describe()})")
 

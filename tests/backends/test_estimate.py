@@ -199,3 +199,8 @@ def test_psutil_host_path_used_on_macos_and_windows_reads_this_machine() -> None
     later = backend.read(1.0)
     assert first["cpu"].energy_j == 0 and later["cpu"].energy_j >= 0
     assert later["memory"].energy_j > 0
+
+
+def test_explicit_procfs_root_without_stat_fails_with_its_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="procfs_root"):
+        Tracker(procfs_root=tmp_path, quiet=True)

@@ -82,3 +82,43 @@ def test_broken_plugin_is_logged_and_never_fatal(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['estimate', 'estimate']"
     assert "backend plugin 'broken' failed to load" in proc.stderr
+
+
+RAISING = '''
+class Factory:
+    name = "flaky"
+    devices = ("gpu",)
+
+    def probe(self, context):
+        import pynvml_not_installed_anywhere  # an optional vendor library that is missing
+
+
+FACTORY = Factory()
+'''
+
+
+def test_plugin_whose_probe_raises_is_skipped_in_auto_and_an_error_when_named(
+        tmp_path: Path) -> None:
+    (tmp_path / "flaky_plugin.py").write_text(RAISING)
+    dist = tmp_path / "flaky_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flaky-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[carbonmonitor.backends]\nflaky = flaky_plugin:FACTORY\n")
+    code = ("import carbonmonitor\n"
+            "r = carbonmonitor.track(quiet=True).start().stop()\n"
+            "print([(b.name, b.used, b.reason) for b in r.backends])\n"
+            "try:\n"
+            "    carbonmonitor.track(backend='flaky')\n"
+            "except carbonmonitor.ConfigError as err:\n"
+            "    print('ConfigError', err)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONMONITOR_")}
+    env["PYTHONPATH"] = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.strip().splitlines()
+    assert "('flaky', False, \"probe failed: ModuleNotFoundError" in first
+    assert "('estimate', True" in first
+    assert second.startswith("ConfigError backend 'flaky' is unavailable here: probe failed")
+    assert "backend 'flaky' skipped" in proc.stderr

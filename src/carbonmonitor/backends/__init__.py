@@ -26,7 +26,8 @@ from carbonmonitor.errors import BackendUnavailable, ConfigError, did_you_mean
 from carbonmonitor.records import BackendStatus
 
 __all__ = [
-    "AUTO_ORDER",
+    "FALLBACK",
+    "MEASURING_BUILTINS",
     "Backend",
     "BackendFactory",
     "Cumulative",
@@ -40,7 +41,10 @@ __all__ = [
 log = logging.getLogger("carbonmonitor")
 
 ENTRY_POINT_GROUP = "carbonmonitor.backends"
-AUTO_ORDER = ("estimate",)  # built-ins tried by "auto", best first; plugins go before estimate
+# What "auto" tries, best first: measuring built-ins (none yet: RAPL and GPUs come next), then
+# plugins, then the model of last resort.
+MEASURING_BUILTINS: tuple[str, ...] = ()
+FALLBACK = "estimate"
 
 
 def builtin_factories() -> dict[str, BackendFactory]:
@@ -74,14 +78,23 @@ class Selection:
 
 
 def select_backends(requested: Sequence[Any], context: ProbeContext) -> Selection:
-    """Probe the requested backends in order; ConfigError when a named one cannot run."""
+    """Probe the requested backends in order; ConfigError when a named one cannot run.
+
+    Setting ``constant_power`` or ``fake_trace`` puts that backend first when the user left
+    ``backend`` at ``auto``: asking for watts is asking to use them.
+    """
     factories = builtin_factories()
     plugins: dict[str, BackendFactory] | None = None
+    opts = context.options
+    if opts.sources.get("backend") == "default":
+        implied = [n for n, o in (("constant", "constant_power"), ("fake", "fake_trace"))
+                   if opts.values.get(o) is not None]
+        requested = [*implied, *requested]
     items: list[tuple[Any, bool]] = []  # (name, factory or backend instance; explicit?)
     for item in requested:
         if item == "auto":
             plugins = plugin_factories() if plugins is None else plugins
-            auto = [n for n in AUTO_ORDER if n != "estimate"] + list(plugins) + ["estimate"]
+            auto = [*MEASURING_BUILTINS, *plugins, FALLBACK]
             items.extend((name, False) for name in auto)
         else:
             items.append((item, True))
@@ -100,12 +113,15 @@ def select_backends(requested: Sequence[Any], context: ProbeContext) -> Selectio
                     raise ConfigError(f"unknown backend {item!r}.{did_you_mean(item, known)} "
                                       f"Known backends: {', '.join(known)}")
             factory = factories.get(item) or plugins[item]  # type: ignore[index]
-        else:
+        elif hasattr(item, "read") or hasattr(item, "probe"):
             factory = item
+        else:
+            raise ConfigError(f"backend entries must be names or backend objects; got {item!r}")
         _add(selection, factory, context, explicit, covered)
     if not selection.backends:
-        raise ConfigError("no backend can measure on this machine: "
-                          + "; ".join(f"{s.name}: {s.reason}" for s in selection.statuses))
+        raise ConfigError("no backend can measure on this machine: " + "; ".join(
+            f"{s.name}: {s.reason}" + (f" (fix: {s.fix})" if s.fix else "")
+            for s in selection.statuses))
     return selection
 
 
@@ -114,15 +130,24 @@ def _add(selection: Selection, item: Any, context: ProbeContext, explicit: bool,
     name = getattr(item, "name", type(item).__name__)
     try:
         backend = item if hasattr(item, "read") else item.probe(context)
-    except BackendUnavailable as err:
+    except ConfigError:
+        raise  # the user's option is wrong: say so, whatever the mode
+    except Exception as err:  # a third-party probe can fail in any way: never fatal in auto
+        reason, fix = ((err.reason, err.fix) if isinstance(err, BackendUnavailable) else
+                       (f"probe failed: {type(err).__name__}: {err}",
+                        "fix or uninstall the package that provides it"))
         if explicit:
-            raise ConfigError(f"backend {name!r} is unavailable here: {err.reason}. "
-                              f"Fix: {err.fix}") from err
-        selection.statuses.append(BackendStatus(name, False, (), err.reason, err.fix))
+            raise ConfigError(f"backend {name!r} is unavailable here: {reason}. "
+                              f"Fix: {fix}") from err
+        if not isinstance(err, BackendUnavailable):
+            log.warning("carbonmonitor: backend %r skipped: %s", name, reason)
+        selection.statuses.append(BackendStatus(name, False, (), reason, fix))
         return
     kept = []
     for domain in backend.domains():
-        if domain.device in covered:
+        # "machine" (a wall meter) covers every device kind, and is covered by any of them
+        if domain.device in covered or "machine" in covered or (
+                domain.device == "machine" and covered):
             continue
         if domain.key in selection.domains:
             raise ConfigError(f"backends {selection.domains[domain.key][0].name!r} and {name!r} "

@@ -7,10 +7,12 @@ Energy is watts x elapsed time; method ``user-constant``, rule ``user-constant-v
 from __future__ import annotations
 
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
-from carbonmonitor.errors import BackendUnavailable
+from carbonmonitor.errors import BackendUnavailable, ConfigError, did_you_mean
 from carbonmonitor.uncertainty import relative
 
 RULE = "user-constant-v1"
+# "machine": one figure for the whole machine (a wall meter); it stands for every device kind.
+DEVICE_KINDS = ("cpu", "memory", "gpu", "machine")
 
 
 class ConstantBackend:
@@ -20,6 +22,12 @@ class ConstantBackend:
     poll_period_s: float | None = None
 
     def __init__(self, watts: dict[str, float]) -> None:
+        for key in watts:
+            kind = key.split(":")[0]
+            if kind not in DEVICE_KINDS:
+                raise ConfigError(
+                    f"constant_power: unknown device {key!r}.{did_you_mean(kind, DEVICE_KINDS)} "
+                    f"Use {', '.join(DEVICE_KINDS)} (optionally with an index: gpu:0)")
         self._watts = dict(watts)
         self._t0: float | None = None
 
@@ -40,7 +48,7 @@ class ConstantBackend:
 
 class ConstantFactory:
     name = "constant"
-    devices: tuple[str, ...] = ("cpu", "memory", "gpu", "machine")
+    devices: tuple[str, ...] = DEVICE_KINDS
 
     def probe(self, context: ProbeContext) -> ConstantBackend:
         watts = context.options.constant_power

@@ -148,7 +148,7 @@ def choose_cpu_model(info: CpuInfo, cloud_provider: str | None) -> CpuModel:
                 f"CPU model {info.model!r} is unknown or masked: default per-CPU power used, "
                 "widest interval",
                 "set cloud_provider= on a cloud VM, or measure with a counter backend (RAPL) or "
-                "constant_power= from a wall meter")
+                "constant_power='machine=95' with a wall meter's reading")
     return _vcpu_model("default", "model-default-v1", n, mins, maxs, point, None,
                        f"{info.model or 'unknown CPU'}: model unknown/masked; median "
                        f"{point[0]:g}-{point[1]:g} W per CPU (CCF, all providers) x {n}",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -42,6 +43,8 @@ class _Curve:
         pts = sorted((float(t), float(w)) for t, w in points)
         if not pts:
             raise ConfigError("a fake profile needs at least one (t_s, power_w) point")
+        if not all(math.isfinite(t) and math.isfinite(w) for t, w in pts):
+            raise ConfigError(f"fake profile points must be finite numbers; got {pts}")
         if pts[0][0] > 0:
             pts.insert(0, (0.0, pts[0][1]))
         if any(w < 0 for _, w in pts):
@@ -80,6 +83,15 @@ class FakeBackend:
         fail_at_s: from this many seconds after the first read, ``read`` raises OSError (to test
             how a run copes with a backend that dies).
         name: backend name shown in results.
+
+    Example:
+        >>> from carbonmonitor import FakeBackend, ManualClock, Tracker
+        >>> clock = ManualClock()
+        >>> tracker = Tracker(backend=[FakeBackend({"gpu:0": 300.0})], clock=clock,
+        ...                   sampling="manual", quiet=True).start()
+        >>> clock.advance(60)
+        >>> tracker.stop().energy_j
+        18000.0
     """
 
     devices: tuple[str, ...] = ("cpu", "memory", "gpu")
@@ -98,6 +110,8 @@ class FakeBackend:
         if method not in _RULES:
             raise ConfigError(f"fake method must be one of {sorted(_RULES)}; got {method!r}")
         profile = DEFAULT_PROFILE if profile is None else profile
+        if not profile:
+            raise ConfigError("a fake profile needs at least one domain, e.g. {'cpu': 50.0}")
         self.name = name
         self.poll_period_s: float | None = None
         self.method: Method = method
@@ -159,9 +173,9 @@ class FakeFactory:
     def probe(self, context: ProbeContext) -> FakeBackend:
         trace = context.options.fake_trace
         if trace is not None:
-            if not Path(trace).is_file():
-                raise BackendUnavailable(f"fake trace {str(trace)!r} does not exist",
-                                         "give fake_trace= a CSV with columns t_s,domain,power_w")
-            return FakeBackend.from_csv(trace)
+            try:
+                return FakeBackend.from_csv(trace)
+            except ConfigError as err:
+                raise BackendUnavailable(str(err), "fix the trace file") from err
         return FakeBackend()
 

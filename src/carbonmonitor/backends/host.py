@@ -176,7 +176,10 @@ def _brand_string() -> str | None:
 
 
 def default_host(procfs_root: Path) -> Host:
-    """procfs where it exists under ``procfs_root``, else psutil."""
-    if (procfs_root / "stat").exists():
+    """procfs on Linux or wherever ``procfs_root`` points (an explicit root that lacks
+    ``stat`` then fails the probe with its fix, instead of silently reading something else);
+    psutil on systems without procfs (macOS, Windows)."""
+    if sys.platform.startswith("linux") or (procfs_root / "stat").exists() \
+            or Path(procfs_root) != Path("/proc"):
         return ProcHost(procfs_root)
     return PsutilHost()

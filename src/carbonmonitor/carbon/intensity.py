@@ -161,7 +161,7 @@ def _world(target: int, explicit: bool) -> Intensity:
 def _target_year(data_year: int | None) -> int:
     if data_year is None:
         return default_data_year()
-    years = _years(OWID)
+    years = _index(OWID)[WORLD][1].keys()  # the world row bounds what any location can use
     if not min(years) <= data_year <= max(years):
         raise ConfigError(
             f"data_year {data_year} is outside the shipped intensity data "

@@ -1,0 +1,136 @@
+"""The meter: reads every backend, turns cumulative readings into per-window energy.
+
+A window is the run or one phase path. Readings are validated inside the per-backend guard, so a
+backend that returns garbage is treated like one that raised: flagged once, dropped, and the
+others keep measuring. A counter that goes backwards has restarted (driver reload, reset): the
+energy since the restart is its new value, and the reset is counted and flagged once per domain.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from carbonmonitor.backends.base import Backend, Cumulative, Domain
+from carbonmonitor.records import EnergyFigure, Flag, Uncertainty
+
+log = logging.getLogger("carbonmonitor")
+
+
+@dataclass
+class Window:
+    """Energy [point, low, high] per domain over one window, plus phase bookkeeping."""
+
+    energy: dict[str, list[float]] = field(default_factory=dict)
+    count: int = 0
+    open: int = 0
+    opened_at: float = 0.0
+    duration_s: float = 0.0
+
+    def add(self, key: str, delta: Cumulative) -> None:
+        acc = self.energy.setdefault(key, [0.0, 0.0, 0.0])
+        acc[0] += delta.energy_j
+        acc[1] += delta.low_j
+        acc[2] += delta.high_j
+
+
+def _checked(values: Mapping[str, object], keys: Iterable[str]) -> dict[str, Cumulative]:
+    """The readings for ``keys``; TypeError/ValueError/KeyError when a backend broke its
+    contract (missing domain, not a Cumulative, a non-finite or negative figure)."""
+    out = {}
+    for key in keys:
+        value = values[key]
+        if not isinstance(value, Cumulative):
+            raise TypeError(f"domain {key!r}: expected Cumulative, got {type(value).__name__}")
+        if not all(math.isfinite(v) and v >= 0 for v in (value.energy_j, value.low_j,
+                                                           value.high_j)):
+            raise ValueError(f"domain {key!r}: energy must be finite and >= 0; got {value}")
+        out[key] = value
+    return out
+
+
+class Meter:
+    """Backends and their domains, the last reading of each, failures and the time series."""
+
+    def __init__(self, backends: list[Backend], domains: dict[str, tuple[Backend, Domain]],
+                 ) -> None:
+        self.backends = backends
+        self.domains = domains
+        self.failed: dict[str, Flag] = {}
+        self.resets: dict[str, int] = {}
+        self.series_t = array("d")
+        self.series = {key: array("d") for key in domains}
+        self._last: dict[str, Cumulative] = {}
+        self._keys = {id(b): [k for k, (owner, _) in domains.items() if owner is b]
+                      for b in backends}
+
+    def read(self, now: float, elapsed: float, windows: list[Window], record: bool) -> None:
+        """Read all live backends at ``now`` and add the deltas to ``windows``; with
+        ``record``, append a point (``elapsed`` seconds, cumulative energy) to the series."""
+        readings: dict[str, Cumulative] = {}
+        for backend in self.backends:
+            if backend.name in self.failed:
+                continue
+            try:
+                readings.update(_checked(backend.read(now), self._keys[id(backend)]))
+            except Exception as err:  # any backend failure is contained and flagged
+                self._fail(backend, err, elapsed)
+        for key, cur in readings.items():
+            prev = self._last.get(key)
+            self._last[key] = cur
+            if prev is None:
+                continue
+            delta = Cumulative(cur.energy_j - prev.energy_j, cur.low_j - prev.low_j,
+                               cur.high_j - prev.high_j)
+            if delta.energy_j < 0 or delta.low_j < 0 or delta.high_j < 0:
+                # restarted from zero: what it counts now was drawn since the restart
+                self.resets[key] = self.resets.get(key, 0) + 1
+                delta = cur
+            for window in windows:
+                window.add(key, delta)
+        if record:
+            self.series_t.append(elapsed)
+            run = windows[0].energy
+            for key, series in self.series.items():
+                series.append(run.get(key, [0.0])[0])
+
+    def _fail(self, backend: Backend, err: Exception, elapsed: float) -> None:
+        flag = Flag("backend-failed",
+                    f"backend {backend.name!r} failed at {elapsed:.1f} s ({err}); its energy "
+                    "covers the run only up to then",
+                    "see docs/measurement.md for what the backend needs, or choose another "
+                    "with backend=")
+        self.failed[backend.name] = flag
+        log.warning("carbonmonitor: %s. Fix: %s", flag.message, flag.fix)
+
+    def flags(self) -> list[Flag]:
+        out = list(self.failed.values())
+        for key, count in self.resets.items():
+            out.append(Flag("counter-reset", f"{key}: counter restarted {count} time(s); the "
+                            "energy after each restart was kept, any drawn between the last "
+                            "read and the restart is missing",
+                            "usually a driver reload; nothing to do unless it repeats"))
+        for backend in self.backends:
+            out.extend(getattr(backend, "flags", ()))
+        return out
+
+    def figures(self, window: Window, duration_s: float) -> tuple[EnergyFigure, ...]:
+        out = []
+        for key, (backend, domain) in self.domains.items():
+            e, lo, hi = window.energy.get(key, (0.0, 0.0, 0.0))
+            out.append(EnergyFigure(
+                domain=key, device=domain.device, backend=backend.name, method=domain.method,
+                energy_j=e, duration_s=duration_s,
+                uncertainty=Uncertainty(min(lo, e), max(hi, e), domain.rule),
+                detail=domain.detail))
+        return tuple(out)
+
+    def close(self) -> None:
+        for backend in self.backends:
+            try:
+                backend.close()
+            except Exception as err:  # closing must not fail a run that measured fine
+                log.warning("carbonmonitor: closing backend %r failed (%s)", backend.name, err)
