@@ -37,7 +37,7 @@ def _pip(*args: str) -> None:
 
 
 def ensure_env() -> None:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 (dev.py may be started by an older Python)
         sys.exit(f"carbonmonitor needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     stamp = VENV / ".carbonmonitor-stamp"
     digest = hashlib.sha256(b"".join(

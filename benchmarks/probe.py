@@ -15,7 +15,8 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _STATUS = "/proc/self/status"
 if not os.path.exists(_STATUS):  # macOS, Windows: psutil, imported before any baseline is taken

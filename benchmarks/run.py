@@ -182,8 +182,9 @@ def measure(python: str, tool: str, args: argparse.Namespace, cwd: str) -> dict[
     out: dict[str, Any] = {
         "python": python,
         "version": version_of(python, tool),
-        "python_version": subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
-                                         capture_output=True, text=True).stdout.strip(),
+        "python_version": subprocess.run(
+            [python, "-c", "import sys; print(sys.version.split()[0])"],
+            capture_output=True, text=True).stdout.strip(),
         "import": import_cost(python, f"import {tool}", args.import_runs, cwd),
         "first_use": import_cost(python, FIRST_USE[tool], args.import_runs, cwd),
         "importtime": importtime(python, f"import {tool}", tool, 5, cwd),
@@ -237,7 +238,7 @@ def table(report: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         rows.append({"figure": label, "unit": unit, "carbonmonitor": cm, "codecarbon": cc,
                      "ratio_cm_over_cc": ratio})
 
-        def fmt(v: float | None, width: int) -> str:
+        def fmt(v: float | None, width: int, digits: int = digits) -> str:
             return f"{'n/a':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
 
         rtxt = "n/a" if ratio is None else f"{ratio:.3f}"

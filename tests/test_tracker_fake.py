@@ -133,7 +133,7 @@ def test_context_manager_records_failure_and_reraises() -> None:
     with pytest.raises(ZeroDivisionError):
         with tracker:
             clock.advance(2)
-            1 / 0
+            1 / 0  # noqa: B018
     assert tracker.result is not None
     assert tracker.result.status == "failed"
     assert tracker.result.energy_j == pytest.approx(2.0)

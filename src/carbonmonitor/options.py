@@ -1,6 +1,7 @@
 """Options: one table, three spellings (keyword argument, CLI flag, environment variable).
 
-``cloud_region`` is ``track(cloud_region=...)``, ``--cloud-region`` and ``CARBONMONITOR_CLOUD_REGION``.
+``cloud_region`` is ``track(cloud_region=...)``, ``--cloud-region`` and
+``CARBONMONITOR_CLOUD_REGION``.
 Precedence: arguments/flags > environment > config files (a later part) > defaults. Every value
 is parsed and checked here, so a bad one is a :class:`ConfigError` before any work starts.
 """
@@ -156,7 +157,8 @@ def _watts(value: Any, name: str) -> dict[str, float] | None:
         try:
             watts = float(raw)
         except (TypeError, ValueError):
-            raise ConfigError(f"{name}: watts for {device!r} must be a number; got {raw!r}") from None
+            raise ConfigError(
+                f"{name}: watts for {device!r} must be a number; got {raw!r}") from None
         if not math.isfinite(watts) or watts < 0:
             raise ConfigError(f"{name}: watts for {device!r} must be >= 0; got {raw!r}")
         out[device] = watts
@@ -193,7 +195,8 @@ SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("constant_power", _watts, None, "watts per device for 'constant': cpu=65,gpu=250"),
     OptionSpec("fake_trace", _file, None, "CSV trace (t_s,domain,power_w) for the 'fake' backend"),
     OptionSpec("interval", _seconds, DEFAULT_INTERVAL_S, "seconds between samples"),
-    OptionSpec("flush_interval", _seconds, DEFAULT_FLUSH_INTERVAL_S, "seconds between store writes"),
+    OptionSpec("flush_interval", _seconds, DEFAULT_FLUSH_INTERVAL_S,
+               "seconds between store writes"),
     OptionSpec("db", _db, None, "run store path (used by the store; see docs/options.md)"),
     OptionSpec("sysfs_root", _directory, Path("/sys"), "root of sysfs (containers: /host/sys)"),
     OptionSpec("procfs_root", _directory, Path("/proc"), "root of procfs (containers: /host/proc)"),
@@ -227,7 +230,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple):
-        return [v if isinstance(v, (str, int, float)) else getattr(v, "name", repr(v)) for v in value]
+        return [v if isinstance(v, (str, int, float)) else getattr(v, "name", repr(v))
+                for v in value]
     return value
 
 

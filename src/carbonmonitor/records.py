@@ -133,7 +133,7 @@ class Pue:
     year: int | None = None
 
     def describe(self) -> str:
-        """``PUE 1.0 (local machine; set pue= or cloud_provider=)``, ``PUE 1.15 (AWS ..., 2024)``."""
+        """``PUE 1.0 (local machine; set pue= or cloud_provider=)``, ``PUE 1.15 (..., 2024)``."""
         year = f", {self.year}" if self.year else ""
         return f"PUE {pue_text(self.value)} ({self.source}{year})"
 

@@ -1,4 +1,4 @@
-"""Plain-text summary of a run: energy by device and phase, CO2e, and where each number came from."""
+"""Plain-text summary of a run: energy by device and phase, CO2e, and each number's origin."""
 
 from __future__ import annotations
 
@@ -47,11 +47,13 @@ def format_summary(result: RunResult) -> str:
     lines = [
         f"carbonmonitor: run {ident.run_id} {ident.name!r} (project {ident.project}) "
         f"{result.status} in {result.duration_s:.1f} s",
-        f"Energy  {energy_text(result.energy_j)}  {_interval(result.energy_uncertainty, result.energy_j)}  "
+        f"Energy  {energy_text(result.energy_j)}  "
+        f"{_interval(result.energy_uncertainty, result.energy_j)}  "
         f"mean {result.mean_power_w:.1f} W  (scope: machine)",
         *(_figure_row(f, width, result.energy_j) for f in result.energy),
         f"CO2e    {mass_text(em.co2e_g)}  {_interval(em.uncertainty, em.co2e_g, mass=True)}  = "
-        f"{em.energy_kwh * 1000:.4g} Wh x PUE {pue_text(em.pue)} x {em.intensity_g_per_kwh:g} g/kWh",
+        f"{em.energy_kwh * 1000:.4g} Wh x PUE {pue_text(em.pue)} x "
+        f"{em.intensity_g_per_kwh:g} g/kWh",
         f"  intensity  {inten.g_per_kwh:g} g/kWh, {inten.zone_name} ({inten.zone}) {inten.year}"
         f"{' preliminary' if inten.preliminary else ''}, {inten.basis}; {inten.source} "
         f"[{inten.licence}]",
@@ -64,7 +66,8 @@ def format_summary(result: RunResult) -> str:
         total = result.energy_j or 1.0
         for p in result.phases:
             lines.append(f"  {p.name:<{pw}}  {p.count:>6} {p.duration_s:>9.2f} s "
-                         f"{energy_text(p.energy_j, result.energy_j):>12}  {100 * p.energy_j / total:4.0f}%")
+                         f"{energy_text(p.energy_j, result.energy_j):>12}  "
+                         f"{100 * p.energy_j / total:4.0f}%")
     unused = [b for b in result.backends if not b.used]
     if unused:
         lines.append("Backends not used: " + "; ".join(f"{b.name} ({b.reason})" for b in unused))

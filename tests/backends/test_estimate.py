@@ -204,3 +204,13 @@ def test_psutil_host_path_used_on_macos_and_windows_reads_this_machine() -> None
 def test_explicit_procfs_root_without_stat_fails_with_its_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="procfs_root"):
         Tracker(procfs_root=tmp_path, quiet=True)
+
+
+def test_approximate_model_match_is_flagged(tmp_path: Path) -> None:
+    proc = FakeProc(tmp_path, "Intel(R) Xeon(R) Gold 6148 Engineering Sample CPU @ 2.40GHz",
+                    cpus=4)
+    result = measure(proc, 1, 0.5)
+    assert cpu_figure(result).uncertainty.rule == "model-tdp-v1"
+    assert "cpu-model-approximate" in {f.code for f in result.flags}
+    exact = measure(FakeProc(tmp_path, "Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz", cpus=4), 1, 0.5)
+    assert "cpu-model-approximate" not in {f.code for f in exact.flags}

@@ -7,7 +7,7 @@ of carbonmonitor's own readers.
 from __future__ import annotations
 
 import csv
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 import pytest
@@ -24,7 +24,7 @@ class Shipped:
     """Look-ups into the shipped tables, written for the tests."""
 
     @staticmethod
-    @lru_cache(maxsize=None)
+    @cache
     def rows(relpath: str) -> tuple[dict[str, str], ...]:
         path = resources.files("carbonmonitor.data").joinpath(relpath)
         with path.open(encoding="utf-8", newline="") as f:

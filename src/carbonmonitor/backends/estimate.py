@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
@@ -38,13 +38,13 @@ MICROARCH_TABLE = "hardware/cpu_microarchitecture_ccf.csv"
 CCF_TABLE = "hardware/ccf_cpu_power_coefficients.csv"
 MEMORY_TABLE = "hardware/memory_power.csv"
 
-_NOISE = re.compile(
-    r"\((?:r|tm)\)|\b(?:intel|amd|cpu|processor|\d+-core|with radeon.*|@.*)(?=\s|$)", re.I)
+_MARKS = re.compile(r"\((?:r|tm)\)|[®™]", re.I)
+_NOISE = re.compile(r"@.*$|\b(?:intel|amd|cpu|processor|\d+-core|with radeon.*)(?=\s|$)", re.I)
 
 
 def normalise_model(name: str) -> tuple[str, ...]:
     """Lower-case tokens of a CPU name without vendor, trademark and clock noise."""
-    cleaned = _NOISE.sub(" ", name.replace("®", " ").replace("™", " ")).lower()
+    cleaned = _NOISE.sub(" ", _MARKS.sub(" ", name)).lower()
     return tuple(cleaned.replace(",", " ").split())
 
 
@@ -104,15 +104,24 @@ def _ccf_rows(provider: str | None) -> list[dict[str, str]]:
     return [r for r in read_table(CCF_TABLE) if provider is None or r["provider"] == provider]
 
 
-def _vcpu_model(row: str, rule: str, n: int, mins: list[float], maxs: list[float],
-                point: tuple[float, float], band: float | None, detail: str,
-                flags: tuple[Flag, ...] = ()) -> CpuModel:
-    lo_min, hi_max = (point[0] * (1 - band), point[1] * (1 + band)) if band else (min(mins), max(maxs))
-    lo_max = point[1] * (1 - band) if band else min(maxs)
-    hi_min = point[0] * (1 + band) if band else max(mins)
-    return CpuModel(row, rule, Linear(n * point[0], n * (point[1] - point[0])),
-                    Linear(n * lo_min, n * (lo_max - lo_min)),
-                    Linear(n * hi_min, n * max(hi_max - hi_min, 0.0)), detail, flags)
+PerVcpu = tuple[float, float]  # (watts at idle, watts at full load) for one vCPU
+
+
+def _vcpu_model(row: str, rule: str, n: int, point: PerVcpu, low: PerVcpu, high: PerVcpu,
+                detail: str, flags: tuple[Flag, ...] = ()) -> CpuModel:
+    """A per-vCPU linear model scaled to ``n`` vCPUs, with its bounding models."""
+    def scaled(w: PerVcpu) -> Linear:
+        return Linear(n * w[0], n * max(w[1] - w[0], 0.0))
+
+    return CpuModel(row, rule, scaled(point), scaled(low), scaled(high), detail, flags)
+
+
+def _spread(rows: list[dict[str, str]]) -> tuple[PerVcpu, PerVcpu, PerVcpu]:
+    """Median point, and the widest bounds (smallest/largest idle and full-load watts)."""
+    mins = [float(r["min_watts_per_vcpu"]) for r in rows]
+    maxs = [float(r["max_watts_per_vcpu"]) for r in rows]
+    return ((statistics.median(mins), statistics.median(maxs)), (min(mins), min(maxs)),
+            (max(mins), max(maxs)))
 
 
 def choose_cpu_model(info: CpuInfo, cloud_provider: str | None) -> CpuModel:
@@ -125,31 +134,34 @@ def choose_cpu_model(info: CpuInfo, cloud_provider: str | None) -> CpuModel:
         rows = [r for r in _ccf_rows(cloud_provider) if r["microarchitecture"] == arch]
         if rows:
             lo, hi = float(rows[0]["min_watts_per_vcpu"]), float(rows[0]["max_watts_per_vcpu"])
-            return _vcpu_model("ccf-vcpu", "model-ccf-v1", n, [lo], [hi], (lo, hi), 0.3,
+            band = 0.3  # CCF coefficients average many SPECpower systems: -/+ 30%
+            return _vcpu_model("ccf-vcpu", "model-ccf-v1", n, (lo, hi),
+                               (lo * (1 - band), hi * (1 - band)),
+                               (lo * (1 + band), hi * (1 + band)),
                                f"{info.model}: {arch} on {cloud_provider}, {lo:g}-{hi:g} W/vCPU "
                                f"(CCF) x {n} vCPUs")
     tdp_rows = read_table(TDP_TABLE)
     name = match_model(info.model, tuple(r["Name"] for r in tdp_rows))
     if name is not None:
-        return _tdp_model(info, name, next(float(r["TDP"]) for r in tdp_rows if r["Name"] == name))
+        model = _tdp_model(info, name, next(float(r["TDP"]) for r in tdp_rows if r["Name"] == name))
+        if normalise_model(name) != normalise_model(info.model or ""):
+            model = replace(model, flags=(*model.flags, Flag(
+                "cpu-model-approximate",
+                f"CPU {info.model!r} matched the TDP table's {name!r} on shared tokens",
+                "if that is a different part, use constant_power= or a measuring backend")))
+        return model
     if cloud_provider:
-        rows = _ccf_rows(cloud_provider)
-        mins = [float(r["min_watts_per_vcpu"]) for r in rows]
-        maxs = [float(r["max_watts_per_vcpu"]) for r in rows]
-        point = (statistics.median(mins), statistics.median(maxs))
-        return _vcpu_model("ccf-provider-mean", "model-ccf-mean-v1", n, mins, maxs, point, None,
+        point, low, high = _spread(_ccf_rows(cloud_provider))
+        return _vcpu_model("ccf-provider-mean", "model-ccf-mean-v1", n, point, low, high,
                            f"{info.model or 'unknown CPU'}: microarchitecture unknown; median of "
                            f"{cloud_provider} CCF coefficients x {n} vCPUs")
-    rows = _ccf_rows(None)
-    mins = [float(r["min_watts_per_vcpu"]) for r in rows]
-    maxs = [float(r["max_watts_per_vcpu"]) for r in rows]
-    point = (statistics.median(mins), statistics.median(maxs))
+    point, low, high = _spread(_ccf_rows(None))
     flag = Flag("cpu-model-unknown",
                 f"CPU model {info.model!r} is unknown or masked: default per-CPU power used, "
                 "widest interval",
                 "set cloud_provider= on a cloud VM, or measure with a counter backend (RAPL) or "
                 "constant_power='machine=95' with a wall meter's reading")
-    return _vcpu_model("default", "model-default-v1", n, mins, maxs, point, None,
+    return _vcpu_model("default", "model-default-v1", n, point, low, high,
                        f"{info.model or 'unknown CPU'}: model unknown/masked; median "
                        f"{point[0]:g}-{point[1]:g} W per CPU (CCF, all providers) x {n}",
                        (flag,))

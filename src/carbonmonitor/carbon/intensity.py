@@ -8,7 +8,7 @@ Each step that falls back adds a :class:`~carbonmonitor.records.Flag` to the res
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache
 
 from carbonmonitor.carbon.countries import OWID_COLUMNS, resolve_country
 from carbonmonitor.carbon.regions import resolve_cloud_region, validate_provider
@@ -205,7 +205,7 @@ def _with(intensity: Intensity, flag: Flag) -> Intensity:
     return replace(intensity, flags=(*intensity.flags, flag))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _index(table: _Table) -> dict[str, tuple[str, _Series]]:
     """Key -> (label, year -> (g/kWh, basis)), for rows that have a value."""
     index: dict[str, tuple[str, _Series]] = {}
@@ -220,7 +220,7 @@ def _index(table: _Table) -> dict[str, tuple[str, _Series]]:
     return index
 
 
-@lru_cache(maxsize=None)
+@cache
 def _years(table: _Table) -> frozenset[int]:
     return frozenset(y for _, series in _index(table).values() for y in series)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from carbonmonitor.errors import DataError
@@ -24,7 +24,7 @@ __all__ = ["MANIFEST", "preliminary_years", "read_columns", "read_table", "table
 MANIFEST = "MANIFEST.csv"
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_table(relpath: str) -> tuple[dict[str, str], ...]:
     """All rows of a shipped CSV table, values as strings exactly as in the file.
 
@@ -57,7 +57,7 @@ def read_columns(relpath: str, columns: tuple[str, ...]) -> tuple[dict[str, str]
     except ValueError as err:
         raise DataError(f"data table {relpath!r} lacks a column ({err}); reinstall "
                         "carbonmonitor and report this as a packaging bug") from err
-    return tuple({c: row[i] for c, i in zip(columns, picks)} for row in reader)
+    return tuple({c: row[i] for c, i in zip(columns, picks, strict=True)} for row in reader)
 
 
 def _text(relpath: str) -> str:
