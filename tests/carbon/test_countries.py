@@ -64,3 +64,17 @@ def test_unknown_country_names_value_suggestion_and_fix():
 def test_unknown_code_without_close_match_still_says_how_to_fix():
     with pytest.raises(ConfigError, match="'QQQQQQQQ'.*ISO 3166"):
         resolve_country("QQQQQQQQ")
+
+
+def test_common_names_resolve_through_the_curated_alias_table() -> None:
+    import csv
+    from pathlib import Path
+
+    table = (Path(__file__).resolve().parents[2] / "src" / "carbonmonitor" / "data" / "grid"
+             / "country_aliases.csv")
+    with open(table, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows
+    for row in rows:
+        assert resolve_country(row["alias"]).alpha3 == row["alpha3"]
+        assert resolve_country(row["alias"].upper()).alpha3 == row["alpha3"]

@@ -30,7 +30,7 @@ COPIED = (
     "hardware/cpu_microarchitecture_ccf.csv",
     "hardware/gpu_tdp.csv",
 )
-CURATED_HERE = ("hardware/memory_power.csv",)
+CURATED_HERE = ("hardware/memory_power.csv", "grid/country_aliases.csv")
 
 
 def parse(relpath: str) -> list[dict[str, str]]:

@@ -15,6 +15,7 @@ from carbonmonitor.errors import ConfigError, closest
 __all__ = ["Country", "resolve_country"]
 
 ISO_TABLE = "grid/iso3166_countries.csv"
+ALIAS_TABLE = "grid/country_aliases.csv"
 OWID_TABLE = "grid/owid_electricity_by_country_year.csv"
 # The OWID columns carbonmonitor reads (names here, intensity in carbon.intensity): one cached
 # parse of the 1.1 MB table serves both.
@@ -89,6 +90,9 @@ def _index() -> dict[str, Country]:
         for code in (row["alpha2"], row["alpha3"], numeric):
             if code:
                 codes[code.lower()] = country
+    by_alpha3 = {c.alpha3: c for c in codes.values()}
+    for row in read_table(ALIAS_TABLE):  # "Czech Republic", "Holland", ... (curated)
+        index[row["alias"].lower()] = by_alpha3[row["alpha3"]]
     kosovo = Country("XK", "OWID_KOS", "", owid_names.get("OWID_KOS", "Kosovo"))
     codes.update(dict.fromkeys(_KOSOVO_ALIASES, kosovo))
     index.update(codes)
