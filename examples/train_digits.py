@@ -1,4 +1,4 @@
-"""Main job: train a small CNN on scikit-learn's bundled handwritten digits, measured by carbonmonitor.
+"""Main job: a small CNN trained on scikit-learn's bundled digits, measured by carbonmonitor.
 
 Runs on a 2-core CPU in about a minute (``--quick``: a few seconds of training). Nothing is
 downloaded: the 1,797 8x8 digit images ship inside scikit-learn. Every option of carbonmonitor
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -42,7 +43,35 @@ def build_model(width: int):  # type: ignore[no-untyped-def]
     )
 
 
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits and no exponent: 1234.5 -> '1235',
+    0.012345 -> '0.0123'."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.{digits - 1}f}"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
+    return f"{value:.{decimals}f}"
+
+
+def per_1k_samples(result: carbonmonitor.RunResult, samples: int) -> str:
+    """Energy (J) and CO2e (mg, with its interval) per 1,000 training samples."""
+    scale = 1000 / samples  # per 1,000 samples
+    energy_j = result.energy_j * scale
+    co2e_mg = result.co2e_g * scale * 1000  # g -> mg
+    low_mg = result.emissions.uncertainty.low * scale * 1000
+    high_mg = result.emissions.uncertainty.high * scale * 1000
+    return (f"per 1k samples: {significant(energy_j)} J, {significant(co2e_mg)} mg CO2e "
+            f"[{significant(low_mg)} .. {significant(high_mg)}]")
+
+
 def main(argv: list[str]) -> int:
+    try:
+        return train(argv)
+    except carbonmonitor.ConfigError as err:  # e.g. CARBONMONITOR_COUNTRY=Germny
+        print(f"train_digits: error: {err}", file=sys.stderr)
+        return 2
+
+
+def train(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds of training (CI)")
     parser.add_argument("--epochs", type=int, default=None)
@@ -89,9 +118,7 @@ def main(argv: list[str]) -> int:
     print(carbonmonitor.format_summary(result))
     samples = epochs * len(y_train)
     print(f"\nfinal test accuracy {accuracy:.3f}; {samples} training samples; "
-          f"{result.energy_j / samples * 1000:.2f} J and "
-          f"{result.co2e_g / samples * 1e6:.2f} ug CO2e per 1k samples (upper bound "
-          f"{result.emissions.uncertainty.high / samples * 1e6:.2f})")
+          f"{per_1k_samples(result, samples)}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(), fh, indent=2)

@@ -1,4 +1,4 @@
-"""The package type-checks under mypy --strict (configured in pyproject.toml)."""
+"""The package type-checks under mypy --strict and the tree passes ruff (pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -37,4 +37,11 @@ def test_users_code_type_checks_against_the_public_api(tmp_path: Path) -> None:
         "    return ConfigError\n")
     out = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
                           str(user)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_ruff_is_clean() -> None:
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr

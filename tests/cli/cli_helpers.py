@@ -31,6 +31,32 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 _TAKE_TTY = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
              "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
 
+# A job of a shell: puts itself in a process group of its own, brings it to the terminal's
+# foreground when argv[1] is 'fg' (a background job otherwise), then becomes ``python ARGS...``.
+_JOB = ("import os, signal, sys; os.setpgid(0, 0); "
+        "sys.argv[1] == 'fg' and os.tcsetpgrp(0, os.getpgrp()); "
+        "signal.signal(signal.SIGTTOU, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
+
+# A minimal job-control shell, session leader of the pty: runs one job (_JOB), writes
+# 'job PID' on the terminal, and on SIGHUP (the terminal was hung up) sends SIGHUP on to the
+# job's process group, as interactive shells do; exits with the job's code.
+_SHELL = f"""
+import contextlib, fcntl, os, signal, subprocess, sys, termios
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # let the job take the foreground before exec
+job = subprocess.Popen([sys.executable, "-c", {_JOB!r}, *sys.argv[1:]])
+os.write(1, f"job {{job.pid}}\\n".encode())
+
+def hangup(signum, frame):
+    with contextlib.suppress(OSError):
+        os.killpg(job.pid, signal.SIGHUP)
+
+signal.signal(signal.SIGHUP, hangup)
+code = job.wait()
+sys.exit(128 - code if code < 0 else code)
+"""
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without CARBONMONITOR_* variables, plus ``extra``."""
@@ -102,6 +128,27 @@ class PtyRun:
             if data and on_data is not None:
                 on_data(data)
 
+    def hang_up(self) -> None:
+        """Close the master side, as a terminal window that is closed does: the kernel hangs
+        the terminal up and sends SIGHUP to its session leader."""
+        os.close(self.master)
+        self.master = -1
+        self.closed = True
+
+    def job_pid(self) -> int:
+        """The pid of the job started by ``start_in_pty(..., job=...)`` (its shell says it)."""
+        found: list[int] = []
+
+        def said() -> bool:
+            for line in self.output.splitlines():
+                if line.startswith(b"job "):
+                    found.append(int(line.split()[1]))
+                    return True
+            return False
+
+        self.pump_until(said, "the shell to say the job's pid")
+        return found[0]
+
     def finish(self, on_data: Callable[[bytes], None] | None = None) -> int:
         """Drain until the process has exited and the pty is closed; its exit code."""
         self.pump_until(lambda: self.closed and self.proc.poll() is not None,
@@ -115,16 +162,20 @@ def set_size(fd: int, rows: int, cols: int) -> None:
 
 def start_in_pty(args: Sequence[str], *, rows: int = 24, cols: int = 80,
                  env: Mapping[str, str] | None = None, stdout: int | None = None,
-                 stderr: int | None = None) -> PtyRun:
+                 stderr: int | None = None, job: str | None = None) -> PtyRun:
     """Start ``carbonmonitor ARGS`` on a fresh pty as the controlling terminal's foreground job.
 
-    ``stdout``/``stderr`` may be given to redirect one of them away from the terminal.
+    ``stdout``/``stderr`` may be given to redirect one of them away from the terminal. With
+    ``job`` ('fg' or 'bg') it is instead a foreground or background job of a minimal shell that
+    leads the session (``proc`` is then that shell; ``PtyRun.job_pid()`` gives the job's pid);
+    by default it leads the session itself.
     """
     master, slave = os.openpty()
     set_size(slave, rows, cols)
+    launcher = ["-c", _TAKE_TTY] if job is None else ["-c", _SHELL, job]
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _TAKE_TTY, "-m", "carbonmonitor", *args],
+            [sys.executable, *launcher, "-m", "carbonmonitor", *args],
             stdin=slave, stdout=slave if stdout is None else stdout,
             stderr=slave if stderr is None else stderr, start_new_session=True,
             env=dict(env) if env is not None else clean_env(TERM="xterm"))

@@ -26,4 +26,5 @@ def pty_cli() -> Iterator[Callable[..., PtyRun]]:
         if run.proc.poll() is None:
             os.killpg(run.proc.pid, signal.SIGKILL)
             run.proc.wait()
-        os.close(run.master)
+        if run.master >= 0:  # not already closed by hang_up()
+            os.close(run.master)

@@ -125,3 +125,24 @@ def test_unknown_subcommand() -> None:
     done = run_cli(["rnu", "--", "true"])
     assert done.returncode == 2
     _assert_one_line_error(done.stderr, "'rnu'", "run")
+
+
+@pytest.mark.parametrize("where", ["empty", "blank", "folder", "folder-slash", "missing-folder",
+                                   "missing-folder-slash"])
+def test_unusable_json_path_is_rejected_before_the_command_starts(
+        where: str, tmp_path: Path) -> None:
+    command, marker = _command(tmp_path)
+    path, fix = {
+        "empty": ("", "file path"),
+        "blank": ("  ", "file path"),
+        "folder": (str(tmp_path), "folder"),
+        "folder-slash": (f"{tmp_path}/", "folder"),
+        "missing-folder": (str(tmp_path / "no-such-dir" / "r.json"), "does not exist"),
+        "missing-folder-slash": (f"{tmp_path / 'no-such-dir'}/", "folder"),
+    }[where]
+    done = run_cli(["run", "--backend", "fake", "--json", path, "--", *command])
+    assert done.returncode == 2
+    assert done.stdout == ""
+    _assert_one_line_error(done.stderr, "--json", fix)
+    assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere

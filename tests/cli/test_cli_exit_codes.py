@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from cli_helpers import run_cli
+from cli_helpers import CLI, DEADLINE_S, clean_env, run_cli
 
 PY = sys.executable
 
@@ -79,3 +80,25 @@ def test_json_result(tmp_path: Path) -> None:
     assert {"cpu", "memory"} <= {fig["domain"] for fig in result["energy"]}
     assert result["emissions"]["co2e_g"] >= 0
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed into place
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["run", "--backend", "fake", "--", "sh", "-c", "exit 7"], 7),
+    # the child writes to the closed pipe too and dies of SIGPIPE: that is its exit code
+    (["run", "--backend", "fake", "--", "sh", "-c", "echo from child >&2; exit 7"], 128 + 13),
+    (["run", "--quiet", "--backend", "fake", "--", "sh", "-c", "exit 7"], 7),
+    (["run", "--backend", "fake", "--", "carbonmonitor-no-such-command"], 127),
+    (["run", "--country", "Narnia", "--", "true"], 2),
+], ids=["summary", "child-gets-sigpipe", "quiet", "not-found", "usage-error"])
+def test_exit_code_survives_a_closed_stderr(args: list[str], expected: int) -> None:
+    """``carbonmonitor run ... 2>&1 | head -0``: stderr is a pipe nobody reads any more. The
+    summary (or error line) is lost, the exit code is not (nor 120 from the flush at exit)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([*CLI, *args], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=write_end, env=clean_env(),
+                              timeout=DEADLINE_S, start_new_session=True)
+    finally:
+        os.close(write_end)
+    assert done.returncode == expected

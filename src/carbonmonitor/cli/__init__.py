@@ -1,11 +1,13 @@
 """The ``carbonmonitor`` (alias ``cmml``) command line.
 
 Bad input exits with code 2 and one line naming the bad value and the fix, never a traceback.
+A stderr that cannot be written (a closed pipe) never changes the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -20,6 +22,41 @@ EXIT_INTERRUPTED = 128 + 2  # SIGINT, as shells report it
 
 class UsageError(Exception):
     """A command-line mistake; printed as one line, exit code 2."""
+
+
+def say(line: str) -> None:
+    """Print ``line`` on stderr. If stderr cannot be written (a closed pipe, a full disk), the
+    line is dropped: our exit code is the command's, not that of a failed message."""
+    if sys.stderr is None:  # pythonw: print(file=None) would go to stdout
+        return
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # ValueError: sys.stderr was closed
+        _silence_stderr()
+
+
+def _silence_stderr() -> None:
+    """Point fd 2 at the null device, so that what is still buffered for it, and the flush at
+    exit (which would otherwise turn our exit code into 120), go nowhere without an error."""
+    try:
+        fd = sys.stderr.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _settle_stderr() -> None:
+    """Flush stderr now (logging may have written to it); silence it if that fails."""
+    if sys.stderr is None:
+        return
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        _silence_stderr()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,21 +102,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console scripts; returns the exit code."""
+    try:
+        return _main(argv)
+    finally:
+        _settle_stderr()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
         if args.command is None:
-            parser.print_help(sys.stderr)
+            try:
+                parser.print_help(sys.stderr)
+            except (OSError, ValueError, AttributeError):  # no usable stderr: exit code only
+                _silence_stderr()
             return EXIT_USAGE
         from carbonmonitor.cli.run import run_command
 
         return run_command(args)
-    except UsageError as err:
-        print(f"carbonmonitor: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except CarbonMonitorError as err:
-        print(f"carbonmonitor: error: {err}", file=sys.stderr)
+    except (UsageError, CarbonMonitorError) as err:
+        say(f"carbonmonitor: error: {err}")
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C before the command started: no traceback
         return EXIT_INTERRUPTED

@@ -1,13 +1,31 @@
 """``carbonmonitor run -- COMMAND``: run a command under a tracker and exit with its code.
 
-Signals: Ctrl-C in a terminal reaches the whole foreground process group, so when the child
-shares that group it already has the signal and we do not send it again; a SIGINT/SIGHUP sent to
-us alone, and every SIGTERM, is forwarded once. Our handlers are installed before the child
-starts: one that arrives before the launch means the command is not started at all, one that
-arrives during it is sent to the child once it exists (never lost, never killing us and
-orphaning the child). While the child runs we only wait; its exit code becomes ours (128+N when a
-signal N ended it, as shells do; 127/126 when it cannot be started, as ``env`` and shells do),
-and a run that received one of these signals is recorded as ``interrupted``.
+Signals, so that the command gets each SIGINT/SIGTERM/SIGHUP exactly once:
+
+* When we are the foreground job of our controlling terminal (one of fds 0-2 is that terminal
+  and its foreground process group is ours), the command stays in our process group, so Ctrl-C,
+  Ctrl-Z and reads from the terminal work as usual. A SIGINT/SIGHUP that reaches us then came
+  from the terminal to the whole group (or, once the terminal is closed, a SIGHUP from the shell
+  to its job's group), the command has it already and it is not forwarded; SIGTERM is forwarded.
+  When we lead the session ourselves, the SIGHUP of a closed terminal comes to us alone and is
+  forwarded.
+* Otherwise (no terminal, or a background job, e.g. under ``timeout`` or a batch scheduler,
+  which signal a whole process group) the command starts in a new session and process group, so
+  a group-directed signal reaches only us, and we forward every SIGINT/SIGTERM/SIGHUP once.
+
+Our handlers are installed before the command starts: a signal that arrives before the launch
+means the command is not started at all, one that arrives during it is sent to the command once
+it exists (never lost, never killing us and orphaning the command). While the command runs we
+only wait; its exit code becomes ours (128+N when a signal N ended it, as shells do; 127/126 when
+it cannot be started, as ``env`` and shells do), also when stderr can no longer be written, and a
+run that received one of these signals is recorded as ``interrupted``.
+
+Limitations: in a terminal's foreground job, a signal sent to the whole process group by hand
+(``kill -TERM -PGID``) reaches the command directly and again through forwarding, and a SIGINT or
+SIGHUP sent to our pid alone (``kill -INT PID``) is taken for the terminal's and not forwarded.
+Outside the foreground, the command is in its own session: it has no controlling terminal (it
+cannot read /dev/tty, and Ctrl-Z after ``fg`` stops only us), and a SIGKILL sent to our process
+group (``timeout -k``) does not reach it, since a SIGKILL cannot be forwarded.
 """
 
 from __future__ import annotations
@@ -18,12 +36,11 @@ import errno
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal
 
-from carbonmonitor.cli import UsageError
+from carbonmonitor.cli import UsageError, say
 from carbonmonitor.options import SPECS
 
 if TYPE_CHECKING:
@@ -41,21 +58,40 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             if getattr(args, spec.name) is not None}
 
 
-def _terminal_delivered(child_pid: int) -> bool:
-    """True when a SIGINT/SIGHUP we got came from our terminal and reached the child too: our
-    process group is the terminal's foreground group and the child is still in it."""
+def _terminal_state() -> Literal["foreground", "background", "hung up", "none"]:
+    """Where we stand with our controlling terminal, looked up through fds 0-2: our process group
+    is its foreground group, or another one is; it has been hung up (closed); or none of the
+    fds is our controlling terminal."""
+    hung_up = False
     for fd in (0, 1, 2):
         try:
-            if not os.isatty(fd):
-                continue
-            foreground = os.tcgetpgrp(fd)
-        except OSError:
-            continue  # a tty that is not our controlling terminal
-        try:
-            return foreground == os.getpgrp() == os.getpgid(child_pid)
-        except OSError:
-            return True  # the child is gone: nothing to forward
-    return False
+            return "foreground" if os.tcgetpgrp(fd) == os.getpgrp() else "background"
+        except OSError as err:  # ENOTTY: not a tty or not ours; EBADF: closed
+            hung_up = hung_up or err.errno == errno.EIO
+    return "hung up" if hung_up else "none"
+
+
+def _is_terminal_foreground() -> bool:
+    """True when a Ctrl-C on our controlling terminal reaches everything in our process group."""
+    return _terminal_state() == "foreground"
+
+
+def _terminal_delivered(signum: int, child_pid: int) -> bool:
+    """True when a SIGINT/SIGHUP we got was sent to our whole process group by the terminal's
+    side and so reached the child too, which must then still share our group (it does not when
+    it was started in its own session because we were not the foreground job): our group is the
+    terminal's foreground group (Ctrl-C); or, for SIGHUP, the terminal has been hung up and we
+    are not the session leader, which alone the kernel signals and which (a shell) sends SIGHUP
+    on to the groups of its jobs, ours included."""
+    try:
+        if os.getpgid(child_pid) != os.getpgrp():
+            return False
+    except OSError:
+        return True  # the child is gone: nothing to forward
+    state = _terminal_state()
+    if state == "foreground":
+        return True
+    return signum == signal.SIGHUP and state == "hung up" and os.getsid(0) != os.getpid()
 
 
 class _Signals:
@@ -91,7 +127,7 @@ class _Signals:
 
     def _forward(self, signum: int) -> None:
         assert self.child is not None
-        if signum != signal.SIGTERM and _terminal_delivered(self.child.pid):
+        if signum != signal.SIGTERM and _terminal_delivered(signum, self.child.pid):
             return  # the terminal already sent it to the child's process group
         _send(self.child, signum)
 
@@ -109,15 +145,32 @@ def run_command(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise UsageError("no command given; usage: carbonmonitor run [options] -- COMMAND ...")
-    if args.json and not Path(args.json).expanduser().parent.is_dir():
-        raise UsageError(f"--json {args.json}: folder {str(Path(args.json).parent)!r} does not "
-                         "exist; create it or give another path")
+    if args.json is not None:
+        _check_json_path(args.json)
     signals = _Signals()
     signals.install()
     try:
         return _monitor(args, command, signals)
     finally:
         signals.restore()
+
+
+def _check_json_path(text: str) -> None:
+    """Reject a --json path that cannot be written before the command is started."""
+    if not text.strip():
+        raise UsageError("--json needs a file path, got an empty string; give a path such as "
+                         "--json result.json or leave --json out")
+    path = Path(text).expanduser()
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        raise UsageError(f"--json {text}: names a folder, not a file; give a file path such as "
+                         f"--json {str(path / 'result.json')!r}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"--json {text}: folder {str(folder)!r} does not exist; create it or "
+                         "give another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--json {text}: folder {str(folder)!r} is not writable; give a path "
+                         "in a folder you can write to")
 
 
 def _monitor(args: argparse.Namespace, command: list[str], signals: _Signals) -> int:
@@ -138,8 +191,11 @@ def _monitor(args: argparse.Namespace, command: list[str], signals: _Signals) ->
         return 128 + signals.received[0]
     if live is not None:
         live.start()  # reserve the last row before the child can write anything
+    # In the terminal's foreground the child shares our group (job control works as usual);
+    # elsewhere it gets its own, so a signal sent to our group is not delivered to it twice.
+    own_session = not _is_terminal_foreground()
     try:
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(command, start_new_session=own_session)
     except OSError as err:
         if live is not None:
             live.stop()
@@ -167,22 +223,21 @@ def _cannot_start(args: argparse.Namespace, tracker: Tracker, command: list[str]
                   err: OSError) -> int:
     code = EXIT_NOT_FOUND if err.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
     result = tracker.stop("failed", exit_code=code)
-    if args.json:
+    if args.json is not None:
         _write_json(Path(args.json).expanduser(), result.to_json(indent=2))
     fix = ("check the command name and PATH" if code == EXIT_NOT_FOUND
            else "check that it is an executable file (chmod +x) for this platform")
-    print(f"carbonmonitor: error: cannot run {command[0]!r}: {err.strerror or err}; {fix}",
-          file=sys.stderr, flush=True)
+    say(f"carbonmonitor: error: cannot run {command[0]!r}: {err.strerror or err}; {fix}")
     return code
 
 
 def _report(args: argparse.Namespace, result: RunResult) -> None:
-    if args.json:
+    if args.json is not None:
         _write_json(Path(args.json).expanduser(), result.to_json(indent=2))
     if not args.quiet:
         from carbonmonitor.summary import format_summary
 
-        print(format_summary(result), file=sys.stderr, flush=True)
+        say(format_summary(result))
 
 
 def _write_json(path: Path, text: str) -> None:
@@ -194,6 +249,5 @@ def _write_json(path: Path, text: str) -> None:
     except OSError as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        print(f"carbonmonitor: warning: could not write the result to {path} ({err})",
-              file=sys.stderr)
+        say(f"carbonmonitor: warning: could not write the result to {path} ({err})")
 
