@@ -146,3 +146,16 @@ def test_unusable_json_path_is_rejected_before_the_command_starts(
     _assert_one_line_error(done.stderr, "--json", fix)
     assert not marker.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere
+
+
+@pytest.mark.parametrize("args, fix", [
+    (["--pue", "0.5"], "Fix: pass e.g. --pue 1.2, or --pue 'datacenter'"),
+    (["--data-year", "1800"], "omit --data-year for"),
+    (["--cloud-region", "eu-west-1", "--country", "DE"],
+     "drop --country or correct --cloud-region"),
+])
+def test_fixes_are_spelt_as_flags_on_the_command_line(args: list[str], fix: str) -> None:
+    done = run_cli(["run", *args, "--", sys.executable, "-c", "pass"])
+    assert done.returncode == 2
+    line = _assert_one_line_error(done.stderr, fix)
+    assert "pue=" not in line and "data_year=" not in line and "country=" not in line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -57,6 +58,15 @@ def _settle_stderr() -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         _silence_stderr()
+
+
+def cli_spelling(message: str) -> str:
+    """Library messages name options as keywords (``pue=1.2``); on the command line the same
+    fix reads ``--pue 1.2``."""
+    for spec in sorted(SPECS, key=lambda s: -len(s.name)):
+        message = re.sub(rf"(?<![\w-]){spec.name}=(?=['\"\w])", f"{spec.flag} ", message)
+        message = re.sub(rf"(?<![\w-]){spec.name}=", spec.flag, message)
+    return message
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,8 +132,11 @@ def _main(argv: Sequence[str] | None) -> int:
         from carbonmonitor.cli.run import run_command
 
         return run_command(args)
-    except (UsageError, CarbonMonitorError) as err:
+    except UsageError as err:
         say(f"carbonmonitor: error: {err}")
+        return EXIT_USAGE
+    except CarbonMonitorError as err:
+        say(f"carbonmonitor: error: {cli_spelling(str(err))}")
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C before the command started: no traceback
         return EXIT_INTERRUPTED
