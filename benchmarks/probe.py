@@ -98,7 +98,7 @@ def probe_start(tool: str, hold_s: float) -> dict[str, Any]:
         "py_threads_started": threading.active_count() - py_threads0,
     }
     if tool == "carbonmonitor":
-        out["backends"] = [b.name for b in tracker._backends]
+        out["backends"] = [b.name for b in tracker.backends if b.used]
     if hold_s > 0:
         # Threads that come and go (timer threads) only show when watched for a while.
         # Idents are reused once a thread ends, so a thread is its (name, native id) pair.

@@ -26,7 +26,7 @@ from carbonmonitor.backends import ProbeContext, select_backends
 from carbonmonitor.clock import Clock, ManualClock, SystemClock
 from carbonmonitor.errors import ConfigError
 from carbonmonitor.meter import Meter, Window
-from carbonmonitor.records import Flag, PhaseResult, RunResult, sum_uncertainty
+from carbonmonitor.records import BackendStatus, Flag, PhaseResult, RunResult, sum_uncertainty
 
 log = logging.getLogger("carbonmonitor")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -109,6 +109,11 @@ class Tracker:
         self.period_s = min([opts.interval] + [b.poll_period_s for b in selection.backends
                                                 if b.poll_period_s])
         self.result: RunResult | None = None
+
+    @property
+    def backends(self) -> tuple[BackendStatus, ...]:
+        """Every backend considered for this run: used (and for which devices) or why not."""
+        return tuple(self._statuses)
 
     # -- lifecycle -------------------------------------------------------------------------
 
