@@ -194,12 +194,12 @@ def test_a_signal_to_the_monitors_process_group_reaches_the_child_once(
     assert "Traceback" not in (tmp_path / "stderr.txt").read_text(encoding="utf-8")
 
 
-@pytest.mark.skipif(shutil.which("timeout") is None, reason="needs timeout(1) (coreutils)")
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
 def test_timeout_signals_the_child_once(tmp_path: Path, name: str) -> None:
     """``timeout -s SIG N carbonmonitor run -- ...`` sends SIG to the monitor and to its whole
     process group. The timer must fire after the child is ready; when it fired too early (a slow
     start), the run is repeated with a longer one."""
+    assert shutil.which("timeout"), "this test needs timeout(1) from coreutils"
     short = name.removeprefix("SIG")
     for duration_s in (2, 4, 8, 16):
         child = Child(tmp_path, "exit0")
