@@ -88,3 +88,13 @@ def test_real_time_smoke_with_sampler_thread() -> None:
     assert result.duration_s <= elapsed
     assert result.energy_j == pytest.approx(100.0 * result.duration_s, rel=1e-9)
     assert not any(t.name == "carbonmonitor-sampler" for t in threading.enumerate())
+
+
+def test_provider_inferred_from_region_is_recorded_as_such() -> None:
+    with carbonmonitor.track(cloud_region="eu-west-1", backend="fake", quiet=True) as run:
+        pass
+    result = run.result
+    assert result is not None
+    assert result.options["cloud_provider"] == {"value": "aws",
+                                                "source": "inferred from cloud_region"}
+    assert result.location.cloud_provider == "aws" and result.pue.kind == "provider-fleet"

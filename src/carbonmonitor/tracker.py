@@ -71,21 +71,22 @@ class Tracker:
         **options: Any,
     ) -> None:
         from carbonmonitor import carbon
-        from carbonmonitor.options import resolve
+        from carbonmonitor.options import Options, resolve
 
         if sampling not in ("thread", "manual"):
             raise ConfigError(f"sampling must be 'thread' or 'manual'; got {sampling!r}")
         self._init_kwargs = dict(clock=clock, sampling=sampling, quiet=quiet, environ=environ,
                                  argv=argv, **options)
-        self.options = resolve(options, environ=environ)
-        opts = self.options
+        opts = resolve(options, environ=environ)
         provider = carbon.validate_provider(opts.cloud_provider) if opts.cloud_provider else None
         self.location = carbon.resolve_location(
             country=opts.country, cloud_provider=provider, cloud_region=opts.cloud_region)
+        source = opts.sources["cloud_provider"]
         if self.location.cloud_provider and not provider:
-            opts.sources["cloud_provider"] = "inferred from cloud_region"
+            source = "inferred from cloud_region"
         provider = self.location.cloud_provider or provider
-        opts.values["cloud_provider"] = provider
+        self.options = opts = Options({**opts.values, "cloud_provider": provider},
+                                      {**opts.sources, "cloud_provider": source})
         self.pue = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
         self.intensity = carbon.intensity_for(self.location, data_year=opts.data_year)
         self.clock: Clock = clock or SystemClock()
