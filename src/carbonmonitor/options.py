@@ -2,7 +2,8 @@
 
 ``cloud_region`` is ``track(cloud_region=...)``, ``--cloud-region`` and
 ``CARBONMONITOR_CLOUD_REGION``.
-Precedence: arguments/flags > environment > config files (a later part) > defaults. Every value
+Precedence: arguments/flags > environment > carbonmonitor.toml > pyproject.toml > defaults
+(config files: :mod:`carbonmonitor.config`). Every value
 is parsed and checked here, so a bad one is a :class:`ConfigError` before any work starts.
 """
 
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbonmonitor.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from carbonmonitor.config import ConfigFile
 
 ENV_PREFIX = "CARBONMONITOR_"
 
@@ -261,11 +265,13 @@ def resolve(
     arguments: Mapping[str, Any],
     *,
     environ: Mapping[str, str] | None = None,
+    files: Sequence[ConfigFile] = (),
     where: str = "in arguments",
     flags: bool = False,
 ) -> Options:
     """Merge arguments > environment > defaults, parse and check every value.
 
+    ``files`` are config files, nearest first (carbonmonitor.toml before pyproject.toml).
     ``None`` in arguments means "not given". Raises ConfigError on the first bad value, naming
     it as the user spelt it (``--cloud-region`` when ``flags``, else ``cloud_region``).
     """
@@ -280,8 +286,12 @@ def resolve(
         elif spec.name in env:
             raw, source, label = env[spec.name], "environment", spec.env
         else:
-            values[spec.name], sources[spec.name] = spec.default, "default"
-            continue
+            found = next((f for f in files if spec.name in f.values), None)
+            if found is None:
+                values[spec.name], sources[spec.name] = spec.default, "default"
+                continue
+            raw, source = found.values[spec.name], f"config: {found.label}"
+            label = f"{spec.name} in {found.label}"
         values[spec.name] = spec.parse(raw, label)
         sources[spec.name] = source
     return Options(values, sources)

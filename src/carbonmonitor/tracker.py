@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -46,6 +47,8 @@ class Tracker:
         clock: time source; a :class:`~carbonmonitor.clock.ManualClock` makes tests exact.
         sampling: ``"thread"`` (a background sampler) or ``"manual"`` (call :meth:`tick`).
         quiet: do not log the summary at stop.
+        config_dir: where the upward search for carbonmonitor.toml / pyproject.toml starts
+            (default: the working directory).
         **options: see docs/options.md: ``project``, ``name``, ``tags``, ``params``,
             ``country``, ``cloud_provider``, ``cloud_region``, ``pue``, ``data_year``,
             ``backend``, ``interval``, ... Unknown names raise ConfigError.
@@ -68,27 +71,33 @@ class Tracker:
         quiet: bool = False,
         environ: Mapping[str, str] | None = None,
         argv: tuple[str, ...] | None = None,
+        config_dir: str | Path | None = None,
         **options: Any,
     ) -> None:
         from carbonmonitor import carbon
+        from carbonmonitor.config import find_config_files
         from carbonmonitor.options import Options, resolve
 
         if sampling not in ("thread", "manual"):
             raise ConfigError(f"sampling must be 'thread' or 'manual'; got {sampling!r}")
         self._init_kwargs = dict(clock=clock, sampling=sampling, quiet=quiet, environ=environ,
-                                 argv=argv, **options)
-        opts = resolve(options, environ=environ)
-        provider = carbon.validate_provider(opts.cloud_provider) if opts.cloud_provider else None
-        self.location = carbon.resolve_location(
-            country=opts.country, cloud_provider=provider, cloud_region=opts.cloud_region)
+                                 argv=argv, config_dir=config_dir, **options)
+        files = find_config_files(Path(config_dir) if config_dir is not None else None)
+        opts = resolve(options, environ=environ, files=files)
+        with _where_set(opts, "country", "cloud_provider", "cloud_region"):
+            provider = (carbon.validate_provider(opts.cloud_provider) if opts.cloud_provider
+                        else None)
+            self.location = carbon.resolve_location(
+                country=opts.country, cloud_provider=provider, cloud_region=opts.cloud_region)
         source = opts.sources["cloud_provider"]
         if self.location.cloud_provider and not provider:
             source = "inferred from cloud_region"
         provider = self.location.cloud_provider or provider
         self.options = opts = Options({**opts.values, "cloud_provider": provider},
                                       {**opts.sources, "cloud_provider": source})
-        self.pue = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
-        self.intensity = carbon.intensity_for(self.location, data_year=opts.data_year)
+        with _where_set(opts, "pue", "data_year"):
+            self.pue = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
+            self.intensity = carbon.intensity_for(self.location, data_year=opts.data_year)
         self.clock: Clock = clock or SystemClock()
         self.sampling: Sampling = sampling
         self.quiet = quiet
@@ -342,14 +351,14 @@ class Tracker:
                               "`with track(...)` instead")
         kwargs = dict(self._init_kwargs)
         options = {k: v for k, v in kwargs.items()
-                   if k not in ("clock", "sampling", "quiet", "environ", "argv")}
+                   if k not in ("clock", "sampling", "quiet", "environ", "argv", "config_dir")}
         if options.get("name") is None:
             options["name"] = getattr(func, "__qualname__", None)
 
         def new_tracker() -> Tracker:
             return Tracker(clock=kwargs["clock"], sampling=kwargs["sampling"],
                            quiet=kwargs["quiet"], environ=kwargs["environ"],
-                           argv=kwargs["argv"], **options)
+                           argv=kwargs["argv"], config_dir=kwargs["config_dir"], **options)
 
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
@@ -391,6 +400,24 @@ def track(**options: Any) -> Tracker:
         'DEU'
     """
     return Tracker(**options)
+
+
+@contextmanager
+def _where_set(options: Any, *names: str) -> Iterator[None]:
+    """Add where a bad value came from (a config file, an environment variable) to its error."""
+    try:
+        yield
+    except ConfigError as err:
+        where = []
+        for name in names:
+            source = options.sources.get(name, "")
+            if source.startswith("config: "):
+                where.append(f"{name} in {source.removeprefix('config: ')}")
+            elif source == "environment":
+                where.append(f"CARBONMONITOR_{name.upper()}")
+        if not where:
+            raise
+        raise ConfigError(f"{err} (set by {', '.join(where)})") from err
 
 
 def _guard(func: Callable[[], Any], default: Any) -> Any:
