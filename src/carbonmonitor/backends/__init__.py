@@ -1,7 +1,7 @@
 """Measurement backends and how a run picks them.
 
 Priority order for ``backend="auto"`` (counters first, then integrated power, then models):
-measured built-ins as they are added (``rapl``, ``nvml``, ``amdsmi``, ``apple``), then third-party
+measured built-ins (``rapl``; ``nvml``, ``amdsmi``, ``apple`` as they are added), then third-party
 backends from the ``carbonmonitor.backends`` entry-point group, then ``estimate``. ``constant``
 and ``fake`` run only when named. For each device kind (cpu, memory, gpu ...) the first backend
 that covers it wins, so ``backend="constant,estimate"`` with ``constant_power="cpu=65"`` takes
@@ -41,9 +41,9 @@ __all__ = [
 log = logging.getLogger("carbonmonitor")
 
 ENTRY_POINT_GROUP = "carbonmonitor.backends"
-# What "auto" tries, best first: measuring built-ins (none yet: RAPL and GPUs come next), then
-# plugins, then the model of last resort.
-MEASURING_BUILTINS: tuple[str, ...] = ()
+# What "auto" tries, best first: measuring built-ins (GPU backends come next), then plugins,
+# then the model of last resort.
+MEASURING_BUILTINS: tuple[str, ...] = ("rapl",)
 FALLBACK = "estimate"
 
 
@@ -51,8 +51,11 @@ def builtin_factories() -> dict[str, BackendFactory]:
     from carbonmonitor.backends.constant import ConstantFactory
     from carbonmonitor.backends.estimate import EstimateFactory
     from carbonmonitor.backends.fake import FakeFactory
+    from carbonmonitor.backends.rapl import RaplFactory
 
-    return {f.name: f for f in (EstimateFactory(), ConstantFactory(), FakeFactory())}
+    factories: tuple[BackendFactory, ...] = (RaplFactory(), EstimateFactory(), ConstantFactory(),
+                                             FakeFactory())
+    return {f.name: f for f in factories}
 
 
 def plugin_factories() -> dict[str, BackendFactory]:
