@@ -101,8 +101,8 @@ class Meter:
         flag = Flag("backend-failed",
                     f"backend {backend.name!r} failed at {elapsed:.1f} s ({err}); its energy "
                     "covers the run only up to then",
-                    "see docs/measurement.md for what the backend needs, or choose another "
-                    "with backend=")
+                    "run `carbonmonitor devices` to see what the backend needs, or choose "
+                    "another with backend=")
         self.failed[backend.name] = flag
         log.warning("carbonmonitor: %s. Fix: %s", flag.message, flag.fix)
 

@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="PATH", help="also write the result as JSON to PATH")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND",
                      help="the command to run (after --)")
+    devices = commands.add_parser(
+        "devices", allow_abbrev=False, help="list every backend, usable here or not, and why",
+        description="Probe every measurement backend with the options in effect and show what "
+                    "each measures here, or why it cannot and how to fix that.")
+    for spec in SPECS:
+        devices.add_argument(spec.flag, dest=spec.name, metavar=spec.name.upper(),
+                             help=argparse.SUPPRESS)
+    devices.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -129,6 +137,10 @@ def _main(argv: Sequence[str] | None) -> int:
             except (OSError, ValueError, AttributeError):  # no usable stderr: exit code only
                 _silence_stderr()
             return EXIT_USAGE
+        if args.command == "devices":
+            from carbonmonitor.cli.devices import devices_command
+
+            return devices_command(args)
         from carbonmonitor.cli.run import run_command
 
         return run_command(args)

@@ -53,6 +53,11 @@ EXIT_CANNOT_EXECUTE = 126
 _INTERRUPTS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
+def option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given as flags (absent ones left to environment, config and defaults)."""
+    return _options(args)
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {spec.name: getattr(args, spec.name) for spec in SPECS
             if getattr(args, spec.name) is not None}

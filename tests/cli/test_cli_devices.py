@@ -1,0 +1,52 @@
+"""``carbonmonitor devices``: every backend with what it measures here, or the reason and fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli_helpers import clean_env, run_cli
+
+
+def make_powercap(root: Path) -> None:
+    zone = root / "class" / "powercap" / "intel-rapl:0"
+    zone.mkdir(parents=True)
+    (zone / "name").write_text("package-0\n")
+    (zone / "energy_uj").write_text("12345\n")
+    (zone / "max_energy_range_uj").write_text("262143999938\n")
+
+
+def test_devices_json_lists_usable_and_unusable_backends(tmp_path: Path) -> None:
+    done = run_cli(["devices", "--json", "--sysfs-root", str(tmp_path)])
+    assert done.returncode == 0, done.stderr
+    rows = {row["backend"]: row for row in json.loads(done.stdout)}
+    assert set(rows) >= {"rapl", "estimate", "constant", "fake"}
+    assert rows["rapl"]["usable"] is False and "modprobe" in rows["rapl"]["fix"]
+    assert rows["estimate"]["usable"] is True
+    assert {d["key"] for d in rows["estimate"]["domains"]} == {"cpu", "memory"}
+    assert rows["constant"]["in_auto"] is False and "constant_power" in rows["constant"]["fix"]
+
+
+def test_devices_sees_rapl_under_the_given_sysfs_root(tmp_path: Path) -> None:
+    make_powercap(tmp_path)
+    done = run_cli(["devices", "--json"], env=clean_env(CARBONMONITOR_SYSFS_ROOT=str(tmp_path)))
+    rows = {row["backend"]: row for row in json.loads(done.stdout)}
+    assert rows["rapl"]["usable"] is True
+    assert rows["rapl"]["domains"][0]["key"] == "cpu:package-0"
+    assert rows["rapl"]["poll_period_s"] > 1.0
+
+
+def test_devices_text_gives_a_fix_for_each_unusable_backend(tmp_path: Path) -> None:
+    done = run_cli(["devices", "--sysfs-root", str(tmp_path)])
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    for i, line in enumerate(lines):
+        if "not usable" in line:
+            assert lines[i + 1].strip().startswith("fix: ")
+    assert any(line.startswith("estimate: usable") for line in lines)
+
+
+def test_devices_bad_option_is_one_line_exit_2() -> None:
+    done = run_cli(["devices", "--interval", "-1"])
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--interval" in done.stderr
