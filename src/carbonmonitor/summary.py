@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from carbonmonitor.records import JOULES_PER_KWH, EnergyFigure, RunResult, Uncertainty, pue_text
+from carbonmonitor.records import EnergyFigure, RunResult, Uncertainty, pue_text
 
 
 def energy_text(joules: float, like: float | None = None) -> str:
@@ -77,4 +77,4 @@ def format_summary(result: RunResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["JOULES_PER_KWH", "energy_text", "format_summary", "mass_text"]
+__all__ = ["energy_text", "format_summary", "mass_text"]

@@ -15,6 +15,13 @@ from __future__ import annotations
 
 from carbonmonitor.backends.base import Cumulative
 
+# The rule for each measured method; model rules come from the estimate backend's table.
+RULE_BY_METHOD: dict[str, str] = {
+    "counter": "counter-v1",
+    "power-integration": "power-integration-v1",
+    "user-constant": "user-constant-v1",
+}
+
 RELATIVE_BOUNDS: dict[str, tuple[float, float]] = {
     "counter-v1": (0.95, 1.05),
     "power-integration-v1": (0.90, 1.10),

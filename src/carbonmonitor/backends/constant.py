@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable, ConfigError, did_you_mean
-from carbonmonitor.uncertainty import relative
+from carbonmonitor.uncertainty import RULE_BY_METHOD, relative
 
-RULE = "user-constant-v1"
+RULE = RULE_BY_METHOD["user-constant"]
 # "machine": one figure for the whole machine (a wall meter); it stands for every device kind.
 DEVICE_KINDS = ("cpu", "memory", "gpu", "machine")
 

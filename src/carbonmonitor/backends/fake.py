@@ -24,14 +24,9 @@ from typing import Literal
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable, ConfigError
 from carbonmonitor.records import Method
-from carbonmonitor.uncertainty import relative
+from carbonmonitor.uncertainty import RULE_BY_METHOD, relative
 
 Profile = Mapping[str, "float | Sequence[tuple[float, float]]"]
-_RULES: dict[str, str] = {
-    "counter": "counter-v1",
-    "power-integration": "power-integration-v1",
-    "user-constant": "user-constant-v1",
-}
 # Used by ``backend="fake"`` with no trace: a plausible small workstation.
 DEFAULT_PROFILE: dict[str, float] = {"cpu": 40.0, "memory": 5.0}
 
@@ -107,8 +102,9 @@ class FakeBackend:
     ) -> None:
         if interpolation not in ("step", "linear"):
             raise ConfigError(f"interpolation must be 'step' or 'linear'; got {interpolation!r}")
-        if method not in _RULES:
-            raise ConfigError(f"fake method must be one of {sorted(_RULES)}; got {method!r}")
+        if method not in RULE_BY_METHOD:
+            raise ConfigError(
+                f"fake method must be one of {sorted(RULE_BY_METHOD)}; got {method!r}")
         profile = DEFAULT_PROFILE if profile is None else profile
         if not profile:
             raise ConfigError("a fake profile needs at least one domain, e.g. {'cpu': 50.0}")
@@ -143,7 +139,8 @@ class FakeBackend:
 
     def domains(self) -> tuple[Domain, ...]:
         return tuple(
-            Domain(key, key.split(":")[0], self.method, _RULES[self.method], "scripted profile")
+            Domain(key, key.split(":")[0], self.method, RULE_BY_METHOD[self.method],
+                   "scripted profile")
             for key in self._curves)
 
     def energy_between(self, key: str, t0_s: float, t1_s: float) -> float:
@@ -157,7 +154,7 @@ class FakeBackend:
         t = now_s - self._t0
         if self.fail_at_s is not None and t >= self.fail_at_s:
             raise OSError(f"fake backend {self.name!r} scripted to fail at {self.fail_at_s} s")
-        return {key: relative(c.energy_to(t), _RULES[self.method])
+        return {key: relative(c.energy_to(t), RULE_BY_METHOD[self.method])
                 for key, c in self._curves.items()}
 
     def close(self) -> None:

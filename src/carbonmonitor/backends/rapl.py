@@ -28,9 +28,9 @@ from pathlib import Path
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable
 from carbonmonitor.records import Flag
-from carbonmonitor.uncertainty import relative
+from carbonmonitor.uncertainty import RULE_BY_METHOD, relative
 
-RULE = "counter-v1"
+RULE = RULE_BY_METHOD["counter"]
 # Highest plausible draw of one zone, to size the poll period: well above any shipping CPU
 # package (server parts stay under ~500 W), so a wrap can never go unseen.
 PLAUSIBLE_MAX_W = 1000.0

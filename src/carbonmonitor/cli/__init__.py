@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from carbonmonitor._version import __version__
 from carbonmonitor.errors import CarbonMonitorError, did_you_mean
@@ -58,6 +58,12 @@ def _settle_stderr() -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         _silence_stderr()
+
+
+def option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given as flags; absent ones are left to environment, config and defaults."""
+    return {spec.name: getattr(args, spec.name) for spec in SPECS
+            if getattr(args, spec.name) is not None}
 
 
 def cli_spelling(message: str) -> str:

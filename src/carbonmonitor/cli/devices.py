@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from carbonmonitor.cli.run import option_values
+from carbonmonitor.cli import option_values
 
 
 def probe_all(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -40,8 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal
 
-from carbonmonitor.cli import UsageError, say
-from carbonmonitor.options import SPECS
+from carbonmonitor.cli import UsageError, option_values, say
 
 if TYPE_CHECKING:
     from carbonmonitor.records import RunResult
@@ -51,16 +50,6 @@ if TYPE_CHECKING:
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
 _INTERRUPTS = ("SIGINT", "SIGTERM", "SIGHUP")
-
-
-def option_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The options given as flags (absent ones left to environment, config and defaults)."""
-    return _options(args)
-
-
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {spec.name: getattr(args, spec.name) for spec in SPECS
-            if getattr(args, spec.name) is not None}
 
 
 def _terminal_state() -> Literal["foreground", "background", "hung up", "none"]:
@@ -182,8 +171,8 @@ def _monitor(args: argparse.Namespace, command: list[str], signals: _Signals) ->
     from carbonmonitor.options import resolve
     from carbonmonitor.tracker import Tracker
 
-    resolve(_options(args), where="on the command line", flags=True)  # flag-named errors first
-    tracker = Tracker(quiet=True, argv=tuple(command), **_options(args))
+    resolve(option_values(args), where="on the command line", flags=True)  # flag-named errors first
+    tracker = Tracker(quiet=True, argv=tuple(command), **option_values(args))
     live = None
     if not args.quiet and os.isatty(2) and os.environ.get("TERM") != "dumb":
         from carbonmonitor.cli.live import LiveLine
