@@ -349,9 +349,20 @@ def test_phase_edges_do_not_grow_the_time_series() -> None:
         with t.phase("step"):
             clock.advance(0.01)
     t.tick()
+    clock.advance(0.5)
     result = t.stop()
     assert result.sample_count == 3  # start, one tick, stop
     assert result.phase("step").count == 100
+
+
+def test_a_stop_with_no_time_passed_since_a_tick_adds_no_point() -> None:
+    clock, t = make({"cpu": 1.0})
+    t.start()
+    clock.advance(2)
+    t.tick()
+    result = t.stop()
+    assert result.sample_count == 2
+    assert t.series() == ([0.0, 2.0], {"cpu": [0.0, 2.0]})
 
 
 def test_sampling_period_is_the_smallest_a_backend_needs() -> None:

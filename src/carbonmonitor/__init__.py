@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from carbonmonitor.errors import ConfigError as ConfigError
     from carbonmonitor.errors import DataError as DataError
     from carbonmonitor.records import RunResult as RunResult
+    from carbonmonitor.store import RunList as RunList
+    from carbonmonitor.store import Series as Series
+    from carbonmonitor.store import StoreError as StoreError
+    from carbonmonitor.store import load as load
+    from carbonmonitor.store import runs as runs
+    from carbonmonitor.store import series as series
     from carbonmonitor.summary import format_summary as format_summary
     from carbonmonitor.tracker import Tracker as Tracker
     from carbonmonitor.tracker import track as track
@@ -45,11 +51,18 @@ _LAZY = {
     "ConfigError": "carbonmonitor.errors",
     "BackendUnavailable": "carbonmonitor.errors",
     "DataError": "carbonmonitor.errors",
+    "runs": "carbonmonitor.store",
+    "load": "carbonmonitor.store",
+    "series": "carbonmonitor.store",
+    "RunList": "carbonmonitor.store",
+    "Series": "carbonmonitor.store",
+    "StoreError": "carbonmonitor.store",
 }
 
 __all__ = [
     "BackendUnavailable", "CarbonMonitorError", "ConfigError", "DataError", "FakeBackend",
-    "ManualClock", "RunResult", "Tracker", "__version__", "format_summary", "track",
+    "ManualClock", "RunList", "RunResult", "Series", "StoreError", "Tracker", "__version__",
+    "format_summary", "load", "runs", "series", "track",
 ]
 
 

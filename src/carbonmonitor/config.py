@@ -68,7 +68,8 @@ def _options_from(table: dict[str, Any], path: Path) -> dict[str, Any]:
         if name not in SPEC_BY_NAME:
             hint = did_you_mean(name, SPEC_BY_NAME) or f" Valid keys: {', '.join(SPEC_BY_NAME)}."
             raise ConfigError(f"unknown key {key!r} in {where}.{hint}")
-        if name in PATH_OPTIONS and isinstance(value, str) and not Path(value).is_absolute():
+        if (name in PATH_OPTIONS and isinstance(value, str) and not Path(value).is_absolute()
+                and value.strip().lower() not in ("off", "false", "none", "no")):
             value = str(path.parent / Path(value).expanduser())
         out[name] = value
     return out

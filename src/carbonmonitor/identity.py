@@ -41,6 +41,8 @@ class _Pending:
     git_commit: str | None
     git_branch: str | None
     git_status: subprocess.Popen[str] | None
+    git_dirty: bool | None = None
+    git_done: bool = False
 
 
 def new_run_id(epoch_s: float) -> str:
@@ -102,18 +104,27 @@ def collect_identity(options: Options, clock: Clock, argv: tuple[str, ...] | Non
                     tuple(sys.argv if argv is None else argv), git_dir, commit, branch, status)
 
 
-def _git_info(pending: _Pending) -> GitInfo | None:
+def bare_pending(clock: Clock, argv: tuple[str, ...] | None) -> _Pending:
+    """An identity with no git state, for when collecting one failed."""
+    return _Pending(new_run_id(clock.wall()), iso_utc(clock.wall()),
+                    tuple(sys.argv if argv is None else argv), None, None, None, None)
+
+
+def _git_info(pending: _Pending, wait: bool = True) -> GitInfo | None:
+    """The commit, branch and dirty flag. ``wait=False`` (provisional results) does not wait
+    for ``git status``: the dirty flag is unknown until it has finished."""
     if pending.git_commit is None:
         return None
-    dirty = None
-    if pending.git_status is not None:
+    status = pending.git_status
+    if not pending.git_done and status is not None and (wait or status.poll() is not None):
         try:
-            out, _ = pending.git_status.communicate(timeout=5)
-            dirty = bool(out.strip()) if pending.git_status.returncode == 0 else None
+            out, _ = status.communicate(timeout=5)
+            pending.git_dirty = bool(out.strip()) if status.returncode == 0 else None
         except subprocess.TimeoutExpired:
-            pending.git_status.kill()
-            pending.git_status.communicate()
-    return GitInfo(pending.git_commit, dirty, pending.git_branch)
+            status.kill()
+            status.communicate()
+        pending.git_done = True
+    return GitInfo(pending.git_commit, pending.git_dirty, pending.git_branch)
 
 
 def hardware_inventory(procfs_root: Path) -> Hardware:
@@ -154,12 +165,11 @@ def package_versions() -> dict[str, str]:
 
 
 def finish_identity(pending: _Pending | None, options: Options, clock: Clock,
-                    argv: tuple[str, ...] | None) -> RunIdentity:
+                    argv: tuple[str, ...] | None, wait: bool = True) -> RunIdentity:
     from carbonmonitor.data import table_versions
 
     if pending is None:  # collection failed at start: still give the run an identity
-        pending = _Pending(new_run_id(clock.wall()), iso_utc(clock.wall()),
-                           tuple(sys.argv if argv is None else argv), None, None, None, None)
+        pending = bare_pending(clock, argv)
     name = options.name or default_name(pending.argv)
     return RunIdentity(
         run_id=pending.run_id, name=name, project=options.project, tags=tuple(options.tags),
@@ -168,7 +178,7 @@ def finish_identity(pending: _Pending | None, options: Options, clock: Clock,
         python=f"{platform.python_implementation()} {platform.python_version()}",
         platform=platform.platform(), carbonmonitor_version=__version__,
         packages=package_versions(), data_tables=table_versions(),
-        hardware=_safe_hardware(options.procfs_root), git=_git_info(pending))
+        hardware=_safe_hardware(options.procfs_root), git=_git_info(pending, wait))
 
 
 def _safe_hardware(procfs_root: Any) -> Hardware | None:

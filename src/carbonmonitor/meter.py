@@ -92,8 +92,13 @@ class Meter:
             for window in windows:
                 window.add(key, delta)
         if record:
-            self.series_t.append(elapsed)
             run = windows[0].energy
+            if self.series_t and elapsed <= self.series_t[-1]:
+                # no time has passed since the last point (a stop right after a tick): update it
+                for key, series in self.series.items():
+                    series[-1] = run.get(key, [0.0])[0]
+                return
+            self.series_t.append(elapsed)
             for key, series in self.series.items():
                 series.append(run.get(key, [0.0])[0])
 

@@ -116,12 +116,16 @@ def _directory(value: Any, name: str) -> Path:
     return path
 
 
-def _db(value: Any, name: str) -> Path | None:
+def _db(value: Any, name: str) -> Path | str | None:
+    """A store file path, or ``"off"`` (also ``false``/``none``/``no``): keep runs in memory."""
     if value is None:
         return None
+    if value is False or str(value).strip().lower() in ("off", "false", "none", "no"):
+        return "off"
     path = Path(_text(str(value), name)).expanduser()
     if path.is_dir():
-        raise ConfigError(f"{name} {str(path)!r} is a directory; give a file path such as runs.db")
+        raise ConfigError(f"{name} {str(path)!r} is a directory; give a file path such as "
+                          "runs.db, or 'off' to keep runs in memory only")
     return path
 
 
@@ -201,7 +205,8 @@ SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("interval", _seconds, DEFAULT_INTERVAL_S, "seconds between samples"),
     OptionSpec("flush_interval", _seconds, DEFAULT_FLUSH_INTERVAL_S,
                "seconds between store writes"),
-    OptionSpec("db", _db, None, "run store path (used by the store; see docs/options.md)"),
+    OptionSpec("db", _db, None, "run store file (SQLite), or 'off'; default: the user data "
+               "directory (docs/store.md)"),
     OptionSpec("sysfs_root", _directory, Path("/sys"), "root of sysfs (containers: /host/sys)"),
     OptionSpec("procfs_root", _directory, Path("/proc"), "root of procfs (containers: /host/proc)"),
 )

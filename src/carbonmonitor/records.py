@@ -233,7 +233,7 @@ class RunResult:
     """What ``Tracker.stop()`` returns: the whole measured and accounted run."""
 
     identity: RunIdentity
-    status: Literal["completed", "failed", "interrupted"]
+    status: Literal["running", "completed", "failed", "interrupted"]
     ended_at: str
     duration_s: float
     energy: tuple[EnergyFigure, ...]

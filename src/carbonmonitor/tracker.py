@@ -13,25 +13,39 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from carbonmonitor.backends import ProbeContext, select_backends
 from carbonmonitor.clock import Clock, ManualClock, SystemClock
 from carbonmonitor.errors import ConfigError
 from carbonmonitor.meter import Meter, Window
-from carbonmonitor.records import BackendStatus, Flag, PhaseResult, RunResult, sum_uncertainty
+from carbonmonitor.records import (
+    BackendStatus,
+    Flag,
+    PhaseResult,
+    RunIdentity,
+    RunResult,
+    sum_uncertainty,
+)
+
+if TYPE_CHECKING:
+    from carbonmonitor.store import Batch, Store
 
 log = logging.getLogger("carbonmonitor")
 F = TypeVar("F", bound=Callable[..., Any])
 Sampling = Literal["thread", "manual"]
+Status = Literal["running", "completed", "failed", "interrupted"]
 
 
 # The open phase path of each tracker in the current context (thread or asyncio task): an
@@ -114,11 +128,22 @@ class Tracker:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._identity: Any = None
+        self._identity_cache: RunIdentity | None = None
         self._t_start = 0.0
         self._t_last = 0.0
         self.period_s = min([opts.interval] + [b.poll_period_s for b in selection.backends
                                                 if b.poll_period_s])
         self.result: RunResult | None = None
+        # The store: see carbonmonitor.store. Writes happen outside self._lock, one at a time.
+        self._pid = os.getpid()
+        self.store: Store | None = _open_store(opts, self._flags)
+        self._write_lock = threading.Lock()
+        self._final_written = False
+        self._flushed_samples = 0
+        self._spans: list[tuple[int, str, float, float]] = []
+        self._span_seq = 0
+        self._last_flush = 0.0
+        self._owner_start: str | None = None
 
     @property
     def backends(self) -> tuple[BackendStatus, ...]:
@@ -137,32 +162,53 @@ class Tracker:
                                 "one run: create a new Tracker (or use track()) for another")
                 return self
             self._state = "running"
+            self._pid = os.getpid()
             self._identity = _guard(lambda: collect_identity(self.options, self.clock,
                                                              self._argv), None)
-            self._t_start = self._t_last = self.clock.monotonic()
+            if self._identity is None:
+                from carbonmonitor.identity import bare_pending
+
+                self._identity = bare_pending(self.clock, self._argv)
+            self._t_start = self._t_last = self._last_flush = self.clock.monotonic()
             self._run.opened_at = self._t_start
             self._read_all(self._t_start, record=True)
         # A tracker never stopped (a script that forgot stop(), sys.exit in the middle) is
-        # stopped at interpreter exit so its measurements still reach the log.
-        atexit.register(self._stop_at_exit)
+        # stopped at interpreter exit, and one dropped while running when it is collected, so
+        # its measurements still reach the log and the store.
+        _LIVE.add(self)
         if self.sampling == "thread":
-            self._thread = threading.Thread(target=self._loop, name="carbonmonitor-sampler",
-                                            daemon=True)
+            # The thread holds the tracker only while it ticks, so an abandoned tracker (a
+            # notebook cell run again rebinds its variable) can be collected and finalised.
+            self._thread = threading.Thread(
+                target=_sample, args=(weakref.ref(self), self._wake, self.period_s),
+                name="carbonmonitor-sampler", daemon=True)
             self._thread.start()
+        else:
+            self._flush()
         return self
 
     def stop(self, status: Literal["completed", "failed", "interrupted"] = "completed",
              exit_code: int | None = None) -> RunResult:
-        """Final reading, close backends, account. Returns the result; never raises.
+        """Final reading, close backends, account, write the final record. Returns the result;
+        never raises.
 
-        ``exit_code`` records a monitored command's exit status (``carbonmonitor run``)."""
+        ``exit_code`` records a monitored command's exit status (``carbonmonitor run``).
+        In a forked child (a DataLoader worker) the run belongs to the parent: the child's
+        ``stop()`` returns a provisional result and changes nothing."""
+        if self._in_child():
+            self._warn_once("child-stop", f"carbonmonitor: stop() called in a forked child "
+                            f"(pid {os.getpid()}) of the run's process (pid {self._pid}); the "
+                            "parent owns the run, so nothing was stopped or written")
+            with self._lock:
+                return self._build_result(self.clock.monotonic(), "running", None,
+                                          provisional=True)
         with self._lock:
             if self._state == "stopped" and self.result is not None:
                 return self.result
             if self._state == "new":
                 self.start()
             self._state = "stopped"
-        atexit.unregister(self._stop_at_exit)
+        _LIVE.discard(self)
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
@@ -176,31 +222,110 @@ class Tracker:
                     self._flags.append(Flag("phase-open-at-stop", f"phase {path!r} was still "
                                             "open when the run stopped; closed at stop"))
             self._meter.close()
-            self.result = self._build_result(now, status, exit_code)
+            self.result = result = self._build_result(now, status, exit_code)
+            batch = _guard(lambda: self._batch(result), None) if self.store else None
+        if batch is not None and self.store and not self._write(batch, final=True):
+            self.result = dataclasses.replace(result, flags=(*result.flags, Flag(
+                "store-failed", f"the run could not be written to the store {self.store.path} "
+                "(see the warning logged); this result is the only copy",
+                "check the store file is writable (or set db= elsewhere); save this result "
+                "with result.to_json()")))
         if not self.quiet:
             log.info("%s", _one_line(self.result))
         return self.result
 
     def _stop_at_exit(self) -> None:
-        if self._state == "running":
+        if self._state == "running" and not self._in_child():
             result = self.stop("interrupted")
             log.warning("carbonmonitor: run %s was still running at interpreter exit; stopped: %s",
                         result.identity.run_id, _one_line(result))
 
-    def tick(self) -> None:
-        """Take one reading now (the sampler thread calls this; with ``sampling="manual"``,
-        tests and custom loops do)."""
-        with self._lock:
-            if self._state == "running":
-                self._read_all(self.clock.monotonic(), record=True)
-
-    def _loop(self) -> None:
-        while not self._wake.wait(self.period_s):
+    def __del__(self) -> None:
+        # A running tracker nobody can reach any more (a notebook cell run again rebound its
+        # variable) is stopped here, so its run is not left "running" for the kernel's life.
+        if getattr(self, "_state", None) == "running" and not self._in_child():
             try:
-                self.tick()
-            except Exception:  # the sampler must outlive any bug in a tick
-                self._warn_once("tick", "carbonmonitor: sampling tick failed; continuing",
-                                exc_info=True)
+                self._flags.append(Flag("tracker-abandoned", "the Tracker was dropped while "
+                                        "running (no reference left to it, as when a notebook "
+                                        "cell is run again) and stopped then",
+                                        "stop the tracker, or use `with track(...)`"))
+                self.stop("interrupted")
+            except Exception:
+                pass
+
+    def _in_child(self) -> bool:
+        """True in a process forked from the run's owner: such a child never writes or stops."""
+        return os.getpid() != self._pid
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's sampler thread does not exist here and may have held these locks.
+        self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._thread = None
+
+    def tick(self) -> None:
+        """Take one reading now, and write to the store when a flush interval has passed (the
+        sampler thread calls this; with ``sampling="manual"``, tests and custom loops do)."""
+        if self._in_child():
+            return
+        with self._lock:
+            if self._state != "running":
+                return
+            now = self.clock.monotonic()
+            self._read_all(now, record=True)
+            due = self.store is not None and now - self._last_flush >= self.options.flush_interval
+        if due:
+            self._flush()
+
+    # -- store -----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Write a provisional result and the samples since the last write (never raises)."""
+        if self.store is None:
+            return
+        with self._lock:
+            if self._state != "running":
+                return
+            self._last_flush = self.clock.monotonic()
+            # as of the last reading, so that energy and duration cover the same time
+            batch = _guard(lambda: self._batch(self._build_result(
+                self._t_last, "running", None, provisional=True)), None)
+        if batch is not None:
+            self._write(batch)
+
+    def _batch(self, result: RunResult) -> Batch:
+        """What to write with ``result``: the samples and spans not yet written (lock held)."""
+        from carbonmonitor.store import Batch, process_start
+
+        if self._owner_start is None:
+            self._owner_start = process_start(os.getpid())
+        times, series = self._meter.series_t, self._meter.series
+        # The last point written is written again: a reading with no time passed since it
+        # (a stop right after a tick) updates it in place.
+        samples = [(i, times[i], key, values[i])
+                   for i in range(max(0, self._flushed_samples - 1), len(times))
+                   for key, values in series.items()]
+        return Batch(result, self.clock.wall(), self.options.flush_interval, self._owner_start,
+                     samples, list(self._spans), upto=len(times))
+
+    def _write(self, batch: Batch, final: bool = False) -> bool:
+        """One write to the store; failures are logged once and retried at the next flush."""
+        assert self.store is not None
+        with self._write_lock:
+            if self._final_written or self._in_child():
+                return True
+            try:
+                self.store.write(batch)
+            except Exception as err:
+                self._warn_once("store", f"carbonmonitor: could not write run "
+                                f"{batch.result.identity.run_id} to {self.store.path} ({err}); "
+                                "measuring goes on and the write is retried at the next flush")
+                return False
+            self._final_written = final
+            with self._lock:
+                self._flushed_samples = max(self._flushed_samples, batch.upto)
+                del self._spans[:len(batch.spans)]
+            return True
 
     # -- phases ----------------------------------------------------------------------------
 
@@ -221,6 +346,8 @@ class Tracker:
                 self._exit(*entered)
 
     def _enter(self, name: str) -> tuple[str, contextvars.Token[Mapping[int, str]]] | None:
+        if self._in_child():  # a forked worker's phases are not the parent's run
+            return None
         try:
             paths = _PATHS.get()
             parent = paths.get(id(self))
@@ -261,11 +388,21 @@ class Tracker:
                 window.open -= 1
                 if window.open == 0:
                     window.duration_s += now - window.opened_at
+                    self._span(path, window.opened_at, now)
         except Exception:
             self._warn_once("phase-exit", "carbonmonitor: phase bookkeeping failed",
                             exc_info=True)
 
     # -- reading ---------------------------------------------------------------------------
+
+    def _span(self, path: str, opened: float, closed: float) -> None:
+        """Keep when a phase was open, for the store's timeline. Spans shorter than a sampling
+        period are not kept: the time series cannot resolve them (their energy is in the phase
+        totals), and per-step phases would otherwise write a row per step."""
+        if self.store is not None and closed - opened >= self.period_s:
+            self._spans.append((self._span_seq, path, opened - self._t_start,
+                                closed - self._t_start))
+            self._span_seq += 1
 
     def _read_all(self, now: float, record: bool = False) -> None:
         """Read every backend at ``now`` into the run and the open phases (lock held). Only
@@ -298,24 +435,34 @@ class Tracker:
             return (list(self._meter.series_t),
                     {k: list(v) for k, v in self._meter.series.items()})
 
-    def _build_result(self, now: float, status: Any, exit_code: int | None) -> RunResult:
+    def _build_result(self, now: float, status: Status, exit_code: int | None,
+                      provisional: bool = False) -> RunResult:
+        """The result as of ``now`` (lock held). Provisional results (written at each flush)
+        reuse one identity and do not wait for ``git status``."""
         from carbonmonitor import carbon
         from carbonmonitor.identity import finish_identity, iso_utc
 
         duration = now - self._t_start
         energy = self._meter.figures(self._run, duration)
-        phases = tuple(PhaseResult(p, w.count, w.duration_s,
-                                   self._meter.figures(w, w.duration_s))
-                       for p, w in self._phases.items())
+        phases = []
+        for path, w in self._phases.items():
+            spent = w.duration_s + (now - w.opened_at if w.open else 0.0)
+            phases.append(PhaseResult(path, w.count, spent, self._meter.figures(w, spent)))
         flags = [*self.intensity.flags, *self._meter.flags(), *self._flags]
         if self.pue.kind == "local-default":
             flags.append(Flag("pue-local-default", "PUE 1.0 assumed: a local machine with no "
                               "data-centre overhead",
                               "set pue= (e.g. pue=1.4 or pue='datacenter') or cloud_provider="))
-        identity = finish_identity(self._identity, self.options, self.clock, self._argv)
+        if provisional:
+            if self._identity_cache is None:
+                self._identity_cache = finish_identity(self._identity, self.options, self.clock,
+                                                       self._argv, wait=False)
+            identity = self._identity_cache
+        else:
+            identity = finish_identity(self._identity, self.options, self.clock, self._argv)
         return RunResult(
             identity=identity, status=status, ended_at=iso_utc(self.clock.wall()),
-            duration_s=duration, energy=energy, phases=phases, location=self.location,
+            duration_s=duration, energy=energy, phases=tuple(phases), location=self.location,
             intensity=self.intensity, pue=self.pue,
             emissions=carbon.account(sum(f.energy_j for f in energy), sum_uncertainty(energy),
                                      self.pue, self.intensity),
@@ -400,6 +547,69 @@ def track(**options: Any) -> Tracker:
         'DEU'
     """
     return Tracker(**options)
+
+
+# Started trackers not yet stopped; weak, so an abandoned tracker can still be collected.
+_LIVE: weakref.WeakSet[Tracker] = weakref.WeakSet()
+
+
+def _sample(ref: weakref.ref[Tracker], wake: threading.Event, period_s: float) -> None:
+    """The sampler thread: first write to the store, then a tick every ``period_s``."""
+    tracker = ref()
+    if tracker is not None:
+        tracker._flush()
+    del tracker
+    while not wake.wait(period_s):
+        tracker = ref()
+        if tracker is None:
+            return
+        try:
+            tracker.tick()
+        except Exception:  # the sampler must outlive any bug in a tick
+            tracker._warn_once("tick", "carbonmonitor: sampling tick failed; continuing",
+                               exc_info=True)
+        del tracker
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for tracker in list(_LIVE):
+        tracker._stop_at_exit()
+
+
+def _after_fork_in_child() -> None:
+    for tracker in list(_LIVE):
+        tracker._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _open_store(opts: Any, flags: list[Flag]) -> Store | None:
+    """The run store named by the ``db`` option, checked now: an explicit path that cannot be
+    used is a ConfigError; a default location that cannot be used is flagged, and the run is
+    kept in memory only (the program being measured never fails because of the store)."""
+    from carbonmonitor.store import Store, StoreError, store_path
+
+    path = store_path(opts.db)
+    if path is None:
+        return None
+    store = Store(path)
+    try:
+        with store.connect(create=True):
+            pass
+    except (StoreError, OSError) as err:
+        if opts.sources["db"] != "default":
+            with _where_set(opts, "db"):
+                raise ConfigError(f"db {str(path)!r} cannot be used: {err}") from err
+        message = (f"the default run store {path} cannot be used ({err}); this run is kept in "
+                   "memory only")
+        log.warning("carbonmonitor: %s", message)
+        flags.append(Flag("store-unavailable", message,
+                          "set db= (or CARBONMONITOR_DB) to a writable file, or db='off'"))
+        return None
+    return store
 
 
 @contextmanager
