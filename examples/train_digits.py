@@ -119,6 +119,9 @@ def train(argv: list[str]) -> int:
     samples = epochs * len(y_train)
     print(f"\nfinal test accuracy {accuracy:.3f}; {samples} training samples; "
           f"{per_1k_samples(result, samples)}")
+    if run.store is not None:
+        print(f"stored in {run.store.path}: `carbonmonitor show {result.identity.run_id}`, "
+              "`carbonmonitor runs`")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(result.to_dict(), fh, indent=2)

@@ -259,9 +259,13 @@ def test_a_notebook_cell_run_twice_leaves_two_consistent_runs(tmp_path: Path) ->
     first = namespace["tracker"].result
     exec(cell, namespace)  # rebinds `tracker`: the first one is unreachable
     gc.collect()
-    deadline = time.monotonic() + 30  # the sampler thread writes the new run's first record
-    while len(runs := carbonmonitor.runs(db=db)) < 2 and time.monotonic() < deadline:
+    # The new run's first record is written by its sampler thread, and the old tracker is
+    # finalised in whichever thread drops the last reference (its sampler's, mid-tick): wait.
+    deadline = time.monotonic() + 30
+    runs = carbonmonitor.runs(db=db)
+    while [r.status for r in runs] != ["running", "interrupted"] and time.monotonic() < deadline:
         time.sleep(0.01)
+        runs = carbonmonitor.runs(db=db)
     assert first is None and [r.status for r in runs] == ["running", "interrupted"]
     assert "tracker-abandoned" in [f.code for f in runs[1].flags]
     namespace["tracker"].stop()

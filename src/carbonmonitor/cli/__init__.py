@@ -121,7 +121,41 @@ def build_parser() -> argparse.ArgumentParser:
         devices.add_argument(spec.flag, dest=spec.name, metavar=spec.name.upper(),
                              help=argparse.SUPPRESS)
     devices.add_argument("--json", action="store_true", help="print JSON")
+    _store_commands(commands)
     return parser
+
+
+def _store_commands(commands: Any) -> None:
+    from carbonmonitor.cli.store import add_db, add_filters
+
+    runs = commands.add_parser(
+        "runs", allow_abbrev=False, help="list stored runs, newest first",
+        description="List the runs in the store, newest first: id, start, project, name, "
+                    "status (running, completed, failed, interrupted), duration, energy, CO2e.")
+    add_filters(runs)
+    runs.add_argument("--limit", type=int, metavar="N", help="show the newest N (default 20)")
+    runs.add_argument("--all", action="store_true", help="show every matching run")
+    add_db(runs)
+    runs.add_argument("--json", action="store_true", help="print the full results as JSON")
+    show = commands.add_parser(
+        "show", allow_abbrev=False, help="show one run: energy, CO2e, provenance, identity",
+        description="Show one stored run: energy by device and phase with methods and "
+                    "uncertainty, CO2e with the factors and their sources, and the run's "
+                    "identity (host, git, hardware, software, options).")
+    show.add_argument("run", metavar="RUN",
+                      help="a run id, a unique prefix of one, or 'last' for the newest run")
+    add_db(show)
+    show.add_argument("--json", action="store_true", help="print the full result as JSON")
+    export = commands.add_parser(
+        "export", allow_abbrev=False, help="export runs as CSV (CodeCarbon's columns) or JSON",
+        description="Export stored runs. CSV: one row per run with CodeCarbon 3.3.2's "
+                    "emissions.csv columns, in its order and units, then carbonmonitor's "
+                    "provenance columns (docs/cli.md). JSON: the full results.")
+    export.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="csv (default) or json")
+    export.add_argument("--output", "-o", metavar="PATH", help="write here (default: stdout)")
+    add_filters(export)
+    add_db(export)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,6 +181,11 @@ def _main(argv: Sequence[str] | None) -> int:
             from carbonmonitor.cli.devices import devices_command
 
             return devices_command(args)
+        if args.command in ("runs", "show", "export"):
+            from carbonmonitor.cli import store
+
+            command: Any = getattr(store, f"{args.command}_command")
+            return int(command(args))
         from carbonmonitor.cli.run import run_command
 
         return run_command(args)

@@ -36,6 +36,7 @@ import errno
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,6 +51,11 @@ if TYPE_CHECKING:
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
 _INTERRUPTS = ("SIGINT", "SIGTERM", "SIGHUP")
+# timeout(1) and batch schedulers send one signal twice, to our pid and to our process group.
+# The kernel merges the two only when both arrive before the handler runs; when another thread
+# (the sampler) takes the first, both reach the handler. The same signal again within this
+# window is that second copy, not a new request, and is not forwarded again.
+DUPLICATE_WINDOW_S = 0.25
 
 
 def _terminal_state() -> Literal["foreground", "background", "hung up", "none"]:
@@ -94,6 +100,7 @@ class _Signals:
     def __init__(self) -> None:
         self.child: subprocess.Popen[bytes] | None = None
         self.received: list[int] = []
+        self._last: tuple[int, float] | None = None
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -115,8 +122,12 @@ class _Signals:
             _send(child, signum)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        repeat = (self._last is not None and self._last[0] == signum
+                  and now - self._last[1] < DUPLICATE_WINDOW_S)
         self.received.append(signum)
-        if self.child is not None:
+        self._last = (signum, now)
+        if self.child is not None and not repeat:
             self._forward(signum)
 
     def _forward(self, signum: int) -> None:
