@@ -2,8 +2,9 @@
 
 The CSV starts with CodeCarbon 3.3.2's columns, in its order and units (s, kg, kg/s, W, kWh), so
 notebooks written for ``emissions.csv`` keep working, followed by carbonmonitor's provenance
-columns. What carbonmonitor does not measure (water, utilisation, GPU figures when no GPU was
-measured) is left empty rather than invented: pandas reads it as NaN. See docs/cli.md.
+columns. As in CodeCarbon, energy and power columns include PUE. What carbonmonitor does not
+measure (water, utilisation, coordinates) is left empty rather than invented: pandas reads it as
+NaN. See docs/cli.md.
 
 Example:
     >>> import io, carbonmonitor
@@ -30,16 +31,24 @@ CODECARBON_VERSION = "3.3.2"
 
 
 def _kwh(result: RunResult, device: str) -> float:
-    return sum(f.energy_j for f in result.energy if f.device == device) / JOULES_PER_KWH
+    """Energy of one device kind in kWh, times PUE: CodeCarbon scales every energy and power
+    column by PUE, so that ``emissions = energy_consumed x intensity``."""
+    joules = sum(f.energy_j for f in result.energy if f.device == device)
+    return joules * result.pue.value / JOULES_PER_KWH
 
 
 def _watts(result: RunResult, device: str) -> float:
+    """Mean power over the run (energy / duration), times PUE."""
     joules = sum(f.energy_j for f in result.energy if f.device == device)
-    return joules / result.duration_s if result.duration_s > 0 else 0.0
+    return joules * result.pue.value / result.duration_s if result.duration_s > 0 else 0.0
 
 
-def _has(result: RunResult, device: str) -> bool:
-    return any(f.device == device for f in result.energy)
+def _gpu_model(result: RunResult) -> str:
+    """``1 x NVIDIA H200``, as CodeCarbon writes it; several models separated by ``, ``."""
+    from collections import Counter
+
+    gpus = result.identity.hardware.gpus if result.identity.hardware else ()
+    return ", ".join(f"{n} x {name}" for name, n in Counter(gpus).items())
 
 
 def _timestamp(result: RunResult) -> str:
@@ -48,10 +57,6 @@ def _timestamp(result: RunResult) -> str:
         return datetime.fromisoformat(result.ended_at).astimezone().strftime("%Y-%m-%dT%H:%M:%S")
     except ValueError:
         return result.ended_at
-
-
-def _on(result: RunResult, device: str, value: Callable[[], Any]) -> Any:
-    return value() if _has(result, device) else ""
 
 
 def _ram_gb(result: RunResult) -> Any:
@@ -67,8 +72,8 @@ def _python(result: RunResult) -> str:
     return result.identity.python.split()[-1]
 
 
-# CodeCarbon 3.3.2 emissions.csv: column -> value for one run. Energy in kWh is the energy
-# drawn by the devices; ``emissions`` includes PUE, as CodeCarbon's does.
+# CodeCarbon 3.3.2 emissions.csv: column -> value for one run. As in CodeCarbon, energy (kWh)
+# and power (W) columns include PUE; the devices' own energy is in cm_device_energy_kwh.
 CODECARBON_COLUMNS: dict[str, Callable[[RunResult], Any]] = {
     "timestamp": _timestamp,
     "project_name": lambda r: r.identity.project,
@@ -83,7 +88,7 @@ CODECARBON_COLUMNS: dict[str, Callable[[RunResult], Any]] = {
     "cpu_energy": lambda r: _kwh(r, "cpu"),
     "gpu_energy": lambda r: _kwh(r, "gpu"),
     "ram_energy": lambda r: _kwh(r, "memory"),
-    "energy_consumed": lambda r: r.energy_kwh,
+    "energy_consumed": lambda r: r.energy_kwh * r.pue.value,
     "water_consumed": lambda r: "",
     "country_name": lambda r: r.location.country_name or "",
     "country_iso_code": lambda r: r.location.country_iso3 or "",
@@ -95,8 +100,8 @@ CODECARBON_COLUMNS: dict[str, Callable[[RunResult], Any]] = {
     "codecarbon_version": lambda r: "",
     "cpu_count": lambda r: r.identity.hardware.cpu_count if r.identity.hardware else "",
     "cpu_model": lambda r: r.identity.hardware.cpu_model if r.identity.hardware else "",
-    "gpu_count": lambda r: len(r.identity.hardware.gpus) if r.identity.hardware else "",
-    "gpu_model": lambda r: ", ".join(r.identity.hardware.gpus) if r.identity.hardware else "",
+    "gpu_count": lambda r: len(r.identity.hardware.gpus) if r.identity.hardware else 0,
+    "gpu_model": _gpu_model,
     "longitude": lambda r: "",
     "latitude": lambda r: "",
     "ram_total_size": _ram_gb,
@@ -121,9 +126,10 @@ PROVENANCE_COLUMNS: dict[str, Callable[[RunResult], Any]] = {
     "cm_started_at": lambda r: r.identity.started_at,
     "cm_ended_at": lambda r: r.ended_at,
     "cm_tags": lambda r: ";".join(r.identity.tags),
+    "cm_device_energy_kwh": lambda r: r.energy_kwh,
     "cm_energy_methods": _methods,
-    "cm_energy_kwh_low": lambda r: r.energy_uncertainty.low / JOULES_PER_KWH,
-    "cm_energy_kwh_high": lambda r: r.energy_uncertainty.high / JOULES_PER_KWH,
+    "cm_device_energy_kwh_low": lambda r: r.energy_uncertainty.low / JOULES_PER_KWH,
+    "cm_device_energy_kwh_high": lambda r: r.energy_uncertainty.high / JOULES_PER_KWH,
     "cm_energy_uncertainty_rule": lambda r: r.energy_uncertainty.rule,
     "cm_emissions_kg_low": lambda r: r.emissions.uncertainty.low / 1000,
     "cm_emissions_kg_high": lambda r: r.emissions.uncertainty.high / 1000,

@@ -234,6 +234,8 @@ class Store:
                              "run something with carbonmonitor, or point db= / --db / "
                              "CARBONMONITOR_DB at an existing store")
         if create:
+            if not self.path.exists():
+                self._ready = False  # new, or deleted since: create the schema (again)
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,

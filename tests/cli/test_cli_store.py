@@ -154,7 +154,7 @@ def test_export_csv_has_codecarbon_columns_units_then_provenance(tmp_path: Path)
     frame = pandas.read_csv(out)
     assert list(frame.columns[:len(CODECARBON_HEADER)]) == CODECARBON_HEADER
     extra = list(frame.columns[len(CODECARBON_HEADER):])
-    assert {"cm_energy_methods", "cm_energy_kwh_low", "cm_energy_kwh_high",
+    assert {"cm_energy_methods", "cm_device_energy_kwh_low", "cm_device_energy_kwh_high",
             "cm_intensity_source", "cm_intensity_year", "cm_intensity_basis",
             "cm_pue_source"} <= set(extra)
     assert list(frame["run_id"]) == [ids[2], ids[0]]
@@ -174,6 +174,30 @@ def test_export_csv_has_codecarbon_columns_units_then_provenance(tmp_path: Path)
     assert row["cm_intensity_year"] == stored["intensity"]["year"]
     assert row["cm_energy_methods"] == "cpu=counter;memory=counter"
     assert pandas.isna(row["water_consumed"])  # not measured: empty, not invented
+
+
+def test_export_csv_scales_energy_and_power_by_pue_as_codecarbon_does(tmp_path: Path) -> None:
+    import csv
+
+    db = tmp_path / "runs.db"
+    clock = ManualClock()
+    t = Tracker(backend=[FakeBackend({"cpu": 100.0, "memory": 10.0})], clock=clock,
+                sampling="manual", quiet=True, db=str(db), country="FR", pue=1.5)
+    t.start()
+    clock.advance(36)
+    result = t.stop()
+    done = run_cli(["export", "--db", str(db)])
+    (row,) = list(csv.DictReader(done.stdout.splitlines()))
+    device_kwh = 110 * 36 / 3.6e6
+    assert float(row["energy_consumed"]) == pytest.approx(device_kwh * 1.5, rel=1e-9)
+    assert float(row["cpu_energy"]) + float(row["ram_energy"]) + float(row["gpu_energy"]) == \
+        pytest.approx(float(row["energy_consumed"]), rel=1e-12)
+    assert float(row["cpu_power"]) == pytest.approx(150.0)
+    assert float(row["cm_device_energy_kwh"]) == pytest.approx(device_kwh, rel=1e-9)
+    intensity = result.intensity.g_per_kwh / 1000  # kg/kWh
+    assert float(row["emissions"]) == pytest.approx(float(row["energy_consumed"]) * intensity,
+                                                    rel=1e-9)
+    assert row["pue"] == "1.5" and row["gpu_count"] == "0" and row["gpu_model"] == ""
 
 
 def test_export_json_is_the_stored_results(tmp_path: Path) -> None:

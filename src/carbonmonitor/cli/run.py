@@ -192,7 +192,7 @@ def _monitor(args: argparse.Namespace, command: list[str], signals: _Signals) ->
     tracker.start()
     if signals.received:  # interrupted before the command started: do not start it
         result = tracker.stop("interrupted", exit_code=128 + signals.received[0])
-        _report(args, result)
+        _report(args, result, tracker.store.path if tracker.store else None)
         return 128 + signals.received[0]
     if live is not None:
         live.start()  # reserve the last row before the child can write anything
@@ -216,7 +216,7 @@ def _monitor(args: argparse.Namespace, command: list[str], signals: _Signals) ->
         "interrupted" if signals.received or -code in _signal_numbers()
         else "completed" if code == 0 else "failed")
     result = tracker.stop(status, exit_code=exit_code)
-    _report(args, result)
+    _report(args, result, tracker.store.path if tracker.store else None)
     return exit_code
 
 
@@ -236,13 +236,15 @@ def _cannot_start(args: argparse.Namespace, tracker: Tracker, command: list[str]
     return code
 
 
-def _report(args: argparse.Namespace, result: RunResult) -> None:
+def _report(args: argparse.Namespace, result: RunResult, store: Path | None = None) -> None:
     if args.json is not None:
         _write_json(Path(args.json).expanduser(), result.to_json(indent=2))
     if not args.quiet:
         from carbonmonitor.summary import format_summary
 
         say(format_summary(result))
+        if store is not None and "store-failed" not in {f.code for f in result.flags}:
+            say(f"Stored in {store}: carbonmonitor show {result.identity.run_id}")
 
 
 def _write_json(path: Path, text: str) -> None:
