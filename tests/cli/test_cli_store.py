@@ -90,6 +90,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str],
 def test_a_missing_store_says_so(tmp_path: Path) -> None:
     done = run_cli(["runs", "--db", str(tmp_path / "none.db")])
     assert done.returncode == 2 and "no run store at" in done.stderr
+    env = clean_env(XDG_DATA_HOME=str(tmp_path / "fresh"))  # a new user: nothing stored yet
+    done = run_cli(["runs"], env=env)
+    assert done.returncode == 0 and done.stdout == ""
+    assert "no runs stored yet (the store " in done.stderr and "fresh" in done.stderr
+    done = run_cli(["export"], env=env)
+    assert done.returncode == 0 and done.stdout.startswith("timestamp,project_name,")
 
 
 def test_sigkill_of_a_monitored_process_group_shows_interrupted(tmp_path: Path) -> None:

@@ -41,9 +41,15 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def _selected(args: argparse.Namespace, limit: int | None) -> RunList:
+    """The matching runs. A default store that does not exist yet simply holds no runs (a
+    store named with --db that does not exist is an error: probably a typo)."""
     tags = [t for item in args.tag for t in item.split(",") if t.strip()]
-    return _store(args).runs(project=args.project, name=args.name, tags=tags, since=args.since,
-                             status=args.status, limit=limit)
+    store = _store(args)
+    if args.db is None and not store.path.exists():
+        print(f"no runs stored yet (the store {store.path} does not exist)", file=sys.stderr)
+        return RunList()
+    return store.runs(project=args.project, name=args.name, tags=tags, since=args.since,
+                      status=args.status, limit=limit)
 
 
 def _when(iso: str) -> str:
@@ -73,7 +79,8 @@ def runs_command(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in shown], indent=2))
         return 0
     if not shown:
-        print("no runs match" if _filtered(args) else "no runs stored yet", file=sys.stderr)
+        if _store(args).path.exists():
+            print("no runs match" if _filtered(args) else "no runs stored yet", file=sys.stderr)
         return 0
     header = ("RUN", "STARTED", "PROJECT", "NAME", "STATUS", "DURATION", "ENERGY", "CO2e",
               "TAGS")
