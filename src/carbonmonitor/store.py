@@ -8,8 +8,8 @@ Where: the ``db`` option (``CARBONMONITOR_DB``, ``--db``, config files); by defa
 How writes happen: a tracker writes its run row when it starts, then every ``flush_interval``
 the samples taken since the last write, its phases and a provisional result (a heartbeat), and
 the final result at stop, each in one transaction. A process killed without warning loses at
-most one flush interval. Every write opens its own short connection: no connection outlives a
-write, so none is ever inherited by a forked child.
+most one flush interval. The tracker keeps its connection open between writes (reopening would
+cost far more than the write); a forked child never uses or closes an inherited connection.
 
 Run status: a row without an end record is ``running`` while its owner process (host, pid and
 process start time, so a reused pid is not mistaken for the owner) lives, ``interrupted``
@@ -25,9 +25,12 @@ transaction (:data:`MIGRATIONS`); one written by a newer carbonmonitor is refuse
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -222,13 +225,14 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._ready = False
+        self._lock = threading.Lock()
+        self._kept: sqlite3.Connection | None = None  # the writer's connection, see write()
+        self._kept_pid = 0
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
 
-    @contextmanager
-    def connect(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection in autocommit mode (transactions are explicit), schema up to date."""
+    def _open(self, create: bool) -> sqlite3.Connection:
         if not create and not self.path.exists():
             raise StoreError(f"no run store at {self.path}: no run has been recorded there yet; "
                              "run something with carbonmonitor, or point db= / --db / "
@@ -250,12 +254,54 @@ class Store:
             if not self._ready:
                 self._prepare(db)
                 self._ready = True
-            yield db
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @contextmanager
+    def connect(self, *, create: bool = False, keep: bool = False
+                ) -> Iterator[sqlite3.Connection]:
+        """A connection in autocommit mode (transactions are explicit), schema up to date.
+
+        ``keep``: reuse one connection across calls (a tracker's periodic writes: opening and
+        closing costs ~30x the write itself). It belongs to the process that opened it; a
+        forked child leaves it alone (never uses or closes it) and opens its own.
+        """
+        try:
+            if keep:
+                with self._lock:
+                    if self._kept is not None and self._kept_pid != os.getpid():
+                        _INHERITED.append(self._kept)  # the parent's: never touched here
+                        self._kept = None
+                    if self._kept is None:
+                        self._kept, self._kept_pid = self._open(create), os.getpid()
+                        _KEEPING.add(self)
+                    yield self._kept
+                return
+            db = self._open(create)
+            try:
+                yield db
+            finally:
+                db.close()
         except sqlite3.DatabaseError as err:
+            if keep:
+                self.close()  # a broken connection is not kept
             raise StoreError(f"the run store {self.path} cannot be used ({err}); if it is not "
                              "a carbonmonitor database, set db= to another file") from err
-        finally:
-            db.close()
+
+    def close(self) -> None:
+        """Close the kept connection (in the process that opened it)."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None and self._kept_pid == os.getpid():
+            kept.close()
+
+    def _forget_inherited(self) -> None:
+        if self._kept is not None:
+            _INHERITED.append(self._kept)
+            self._kept = None
+        self._lock = threading.Lock()  # may have been held by a thread of the parent
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         """Check the file is ours and migrate it to :data:`SCHEMA_VERSION`."""
@@ -291,7 +337,7 @@ class Store:
         repeating a write is harmless."""
         r, ident = batch.result, batch.result.identity
         started = datetime.fromisoformat(ident.started_at).timestamp()
-        with self.connect(create=True) as db:
+        with self.connect(create=True, keep=True) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 # An upsert, not INSERT OR REPLACE: a replaced row would cascade-delete the
@@ -396,6 +442,22 @@ class Store:
                 count += db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
             db.execute("COMMIT")
         return count
+
+
+# Stores with a kept connection, and connections inherited from a parent process: a forked
+# child must neither use nor close those (closing could disturb the parent's WAL), so they are
+# parked here for the child's lifetime.
+_KEEPING: weakref.WeakSet[Store] = weakref.WeakSet()
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_KEEPING):
+        store._forget_inherited()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _find(db: sqlite3.Connection, run_id: str) -> list[sqlite3.Row]:

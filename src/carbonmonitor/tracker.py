@@ -224,7 +224,10 @@ class Tracker:
             self._meter.close()
             self.result = result = self._build_result(now, status, exit_code)
             batch = _guard(lambda: self._batch(result), None) if self.store else None
-        if batch is not None and self.store and not self._write(batch, final=True):
+        written = batch is not None and self.store is not None and self._write(batch, final=True)
+        if self.store is not None:
+            _guard(self.store.close, None)
+        if batch is not None and self.store and not written:
             self.result = dataclasses.replace(result, flags=(*result.flags, Flag(
                 "store-failed", f"the run could not be written to the store {self.store.path} "
                 "(see the warning logged); this result is the only copy",
