@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -181,6 +180,8 @@ def process_start(pid: int) -> str | None:
 def owner_alive(host: str, pid: int, start: str | None, updated_unix: float,
                 flush_interval_s: float, now: float | None = None) -> bool:
     """Whether the process that owns a run still lives (see the module docstring)."""
+    import socket
+
     if host == socket.gethostname() and start is not None:
         return process_start(pid) == start
     stale_after = max(3 * flush_interval_s, 60.0)

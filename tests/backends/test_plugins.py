@@ -122,3 +122,14 @@ def test_plugin_whose_probe_raises_is_skipped_in_auto_and_an_error_when_named(
     assert "('estimate', True" in first
     assert second.startswith("ConfigError backend 'flaky' is unavailable here: probe failed")
     assert "backend 'flaky' skipped" in proc.stderr
+
+
+def test_entry_point_scan_agrees_with_importlib_metadata() -> None:
+    from importlib.metadata import entry_points as metadata_entry_points
+
+    from carbonmonitor.backends import entry_points
+
+    for group in ("console_scripts", "pytest11", "carbonmonitor.backends"):
+        expected = sorted((ep.name, ep.value) for ep in metadata_entry_points(group=group))
+        assert sorted(entry_points(group)) == expected, group
+    assert ("carbonmonitor", "carbonmonitor.cli:main") in entry_points("console_scripts")

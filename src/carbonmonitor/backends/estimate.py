@@ -247,7 +247,9 @@ class EstimateBackend:
         return {key: Cumulative(*vals) for key, vals in self._sums.items()}
 
     def close(self) -> None:
-        pass
+        close = getattr(self.host, "close", None)
+        if close is not None:
+            close()
 
 
 class EstimateFactory:

@@ -6,10 +6,10 @@ display name is the OWID entity name where OWID has the country, so it matches t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from carbonmonitor.data import read_columns, read_table
+from carbonmonitor.data import read_columns, read_matching, read_table
 from carbonmonitor.errors import ConfigError, closest
 
 __all__ = ["Country", "resolve_country"]
@@ -59,10 +59,39 @@ def resolve_country(text: str) -> Country:
     key = text.strip().lower()
     if key.isdigit():
         key = key.zfill(3)
+    found = _codes().get(key)
+    if found is not None:  # a code: no need to read every OWID name
+        return _with_owid_name(found)
     found = _index().get(key)
     if found is None:
         raise ConfigError(f"unknown country {text!r}.{_suggestion(text)} Fix: {_FIX}.")
     return found
+
+
+@lru_cache(maxsize=1)
+def _codes() -> dict[str, Country]:
+    """Lower-cased alpha-2, alpha-3 and numeric code -> country (ISO name), Kosovo's codes."""
+    codes: dict[str, Country] = {}
+    for row in read_table(ISO_TABLE):
+        numeric = row["numeric"].zfill(3) if row["numeric"] else ""
+        country = Country(row["alpha2"], row["alpha3"], numeric, row["name"])
+        for code in (row["alpha2"], row["alpha3"], numeric):
+            if code:
+                codes[code.lower()] = country
+    kosovo = Country("XK", "OWID_KOS", "", "Kosovo")
+    codes.update(dict.fromkeys(_KOSOVO_ALIASES, kosovo))
+    return codes
+
+
+@lru_cache(maxsize=256)
+def _with_owid_name(country: Country) -> Country:
+    """The country named as OWID names it (the label of its emission factor), read from the
+    OWID rows of that country only."""
+    rows = read_matching(OWID_TABLE, OWID_COLUMNS, "iso_code", (country.alpha3,))
+    for row in rows:
+        if row["entity_type"] == "country":
+            return replace(country, name=row["country"])
+    return country
 
 
 def _suggestion(text: str) -> str:

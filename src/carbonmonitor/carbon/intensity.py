@@ -12,7 +12,7 @@ from functools import cache
 
 from carbonmonitor.carbon.countries import OWID_COLUMNS, resolve_country
 from carbonmonitor.carbon.regions import resolve_cloud_region, validate_provider
-from carbonmonitor.data import preliminary_years, read_columns
+from carbonmonitor.data import preliminary_years, read_columns, read_matching
 from carbonmonitor.errors import ConfigError, DataError
 from carbonmonitor.records import Basis, Flag, Intensity, Location
 
@@ -93,9 +93,12 @@ def resolve_location(
 
 
 def default_data_year() -> int:
-    """The latest year of the OWID table with intensity values that is not preliminary."""
-    final = _years(OWID) - preliminary_years(OWID.path)
-    return max(final)
+    """The latest year of the OWID table's World row that is not preliminary (the World row
+    covers every year any country has)."""
+    entry = _entry(OWID, WORLD)
+    if entry is None:
+        raise DataError(f"no World row ({WORLD}) in {OWID.path}")
+    return max(set(entry[1]) - preliminary_years(OWID.path))
 
 
 def intensity_for(location: Location, *, data_year: int | None = None) -> Intensity:
@@ -161,7 +164,10 @@ def _world(target: int, explicit: bool) -> Intensity:
 def _target_year(data_year: int | None) -> int:
     if data_year is None:
         return default_data_year()
-    years = _index(OWID)[WORLD][1].keys()  # the world row bounds what any location can use
+    world = _entry(OWID, WORLD)
+    if world is None:
+        raise DataError(f"no World row ({WORLD}) in {OWID.path}")
+    years = world[1].keys()  # the world row bounds what any location can use
     if not min(years) <= data_year <= max(years):
         raise ConfigError(
             f"data_year {data_year} is outside the shipped intensity data "
@@ -173,7 +179,7 @@ def _target_year(data_year: int | None) -> int:
 
 def _lookup(table: _Table, key: str, target: int, explicit: bool) -> Intensity | None:
     """The value for ``target``, else the latest earlier final year; None when there is none."""
-    entry = _index(table).get(key)
+    entry = _entry(table, key)
     if entry is None:
         return None
     label, series = entry
@@ -206,10 +212,25 @@ def _with(intensity: Intensity, flag: Flag) -> Intensity:
 
 
 @cache
+def _entry(table: _Table, key: str) -> tuple[str, _Series] | None:
+    """(label, year -> (g/kWh, basis)) for one key. The large OWID table is read for that key
+    only (a run needs one country and the World row); the small tables are indexed whole."""
+    if table is OWID:
+        rows = read_matching(table.path, OWID_COLUMNS, table.key, (key,))
+        return _build_index(table, rows).get(key)
+    return _index(table).get(key)
+
+
+@cache
 def _index(table: _Table) -> dict[str, tuple[str, _Series]]:
-    """Key -> (label, year -> (g/kWh, basis)), for rows that have a value."""
+    return _build_index(table, table.read())
+
+
+def _build_index(table: _Table, rows: tuple[dict[str, str], ...]
+                 ) -> dict[str, tuple[str, _Series]]:
+    """Key -> (label, year -> (g/kWh, basis)), for the rows that have a value."""
     index: dict[str, tuple[str, _Series]] = {}
-    for row in table.read():
+    for row in rows:
         if not row[table.key] or not row[table.value]:
             continue
         label = row[table.label]
@@ -218,11 +239,6 @@ def _index(table: _Table) -> dict[str, tuple[str, _Series]]:
         _, series = index.setdefault(row[table.key], (label, {}))
         series[int(row["year"])] = (float(row[table.value]), _basis(row, table))
     return index
-
-
-@cache
-def _years(table: _Table) -> frozenset[int]:
-    return frozenset(y for _, series in _index(table).values() for y in series)
 
 
 def _basis(row: dict[str, str], table: _Table) -> Basis:

@@ -19,7 +19,8 @@ from importlib import resources
 
 from carbonmonitor.errors import DataError
 
-__all__ = ["MANIFEST", "preliminary_years", "read_columns", "read_table", "table_versions"]
+__all__ = ["MANIFEST", "preliminary_years", "read_columns", "read_matching", "read_table",
+           "table_versions"]
 
 MANIFEST = "MANIFEST.csv"
 
@@ -58,6 +59,39 @@ def read_columns(relpath: str, columns: tuple[str, ...]) -> tuple[dict[str, str]
         raise DataError(f"data table {relpath!r} lacks a column ({err}); reinstall "
                         "carbonmonitor and report this as a packaging bug") from err
     return tuple({c: row[i] for c, i in zip(columns, picks, strict=True)} for row in reader)
+
+
+@lru_cache(maxsize=64)
+def read_matching(relpath: str, columns: tuple[str, ...], column: str,
+                  values: tuple[str, ...]) -> tuple[dict[str, str], ...]:
+    """The rows of a shipped CSV whose ``column`` equals one of ``values``, restricted to
+    ``columns`` (which must include ``column``). Lines that cannot hold a value are skipped
+    before parsing: for one country of the 1.1 MB OWID table this takes ~3 ms, not ~30 ms.
+    Only for tables without quoted fields (a quoted line break would break the line filter).
+
+    Raises:
+        DataError: the file is missing or lacks one of the columns.
+    """
+    header, _, body = _text(relpath).partition("\n")
+    found: dict[int, str] = {}  # line start -> line, for lines where a value occurs
+    for value in values:
+        pos = body.find(value) if value else -1
+        while pos != -1:
+            start = body.rfind("\n", 0, pos) + 1
+            end = body.find("\n", pos)
+            end = len(body) if end == -1 else end
+            found[start] = body[start:end].rstrip("\r")
+            pos = body.find(value, end)
+    reader = csv.reader([header, *(found[k] for k in sorted(found))])
+    names = next(reader)
+    try:
+        picks = [names.index(c) for c in columns]
+        key = names.index(column)
+    except ValueError as err:
+        raise DataError(f"data table {relpath!r} lacks a column ({err}); reinstall "
+                        "carbonmonitor and report this as a packaging bug") from err
+    return tuple({c: row[i] for c, i in zip(columns, picks, strict=True)} for row in reader
+                 if len(row) > key and row[key] in values)
 
 
 def _text(relpath: str) -> str:
