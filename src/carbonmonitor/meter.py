@@ -126,6 +126,14 @@ class Meter:
         out = []
         for key, (backend, domain) in self.domains.items():
             e, lo, hi = window.energy.get(key, (0.0, 0.0, 0.0))
+            edge = getattr(backend, "edge_uncertainty_j", None)
+            if edge is not None:
+                # a counter read can be up to one update old at each of the window's two edges
+                try:
+                    miss = 2.0 * float(edge(key))
+                except Exception:
+                    miss = 0.0
+                lo, hi = max(lo - miss, 0.0), hi + miss
             out.append(EnergyFigure(
                 domain=key, device=domain.device, backend=backend.name, method=domain.method,
                 energy_j=e, duration_s=duration_s,

@@ -82,6 +82,17 @@ def _tags(value: Any, name: str) -> tuple[str, ...]:
     return tuple(str(tag) for tag in _names(value, name))
 
 
+def _gpus(value: Any, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = tuple(str(v) for v in _names(value if not isinstance(value, int) else str(value),
+                                          name))
+    if not items:
+        raise ConfigError(f"{name} must name GPUs (indices such as 0,1 or UUIDs) or 'all'; "
+                          f"got {value!r}")
+    return items
+
+
 def _backends(value: Any, name: str) -> tuple[Any, ...]:
     items = _names(value, name)
     if not items:
@@ -202,6 +213,8 @@ SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("backend", _backends, ("auto",), "backends by name, comma-separated, or 'auto'"),
     OptionSpec("constant_power", _watts, None, "watts per device for 'constant': cpu=65,gpu=250"),
     OptionSpec("fake_trace", _file, None, "CSV trace (t_s,domain,power_w) for the 'fake' backend"),
+    OptionSpec("gpus", _gpus, None, "GPUs to measure: NVML indices or UUIDs, comma-separated, "
+               "or 'all' (default: those CUDA_VISIBLE_DEVICES shows)"),
     OptionSpec("interval", _seconds, DEFAULT_INTERVAL_S, "seconds between samples"),
     OptionSpec("flush_interval", _seconds, DEFAULT_FLUSH_INTERVAL_S,
                "seconds between store writes"),

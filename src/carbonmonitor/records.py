@@ -275,9 +275,13 @@ class RunResult:
                 return p
         raise KeyError(f"no phase {name!r}; phases: {', '.join(p.name for p in self.phases)}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: records as dicts, derived figures (kWh, mean W) included."""
-        return _to_plain(self)  # type: ignore[no-any-return]
+    def to_dict(self, memo: dict[int, Any] | None = None) -> dict[str, Any]:
+        """Plain data for JSON: records as dicts, derived figures (kWh, mean W) included.
+
+        ``memo`` (a dict kept by the caller) reuses the plain form of the parts that do not
+        change during a run (identity, location, intensity, PUE, backends) across calls: the
+        tracker's periodic writes use it. Do not mutate what is returned when passing one."""
+        return _to_plain(self, memo)  # type: ignore[no-any-return]
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -307,17 +311,28 @@ _DERIVED: dict[type, tuple[str, ...]] = {
 }
 
 
-def _to_plain(value: Any) -> Any:
+def _to_plain(value: Any, memo: dict[int, Any] | None = None) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if memo is not None and type(value) in _STABLE:
+            hit = memo.get(id(value))
+            if hit is not None and hit[0] is value:
+                return hit[1]
+        out = {f.name: _to_plain(getattr(value, f.name), memo)
+               for f in dataclasses.fields(value)}
         for name in _DERIVED.get(type(value), ()):
-            out[name] = _to_plain(getattr(value, name))
+            out[name] = _to_plain(getattr(value, name), memo)
+        if memo is not None and type(value) in _STABLE:
+            memo[id(value)] = (value, out)  # the record is kept too, so its id is not reused
         return out
     if isinstance(value, (list, tuple)):
-        return [_to_plain(v) for v in value]
+        return [_to_plain(v, memo) for v in value]
     if isinstance(value, dict):
-        return {str(k): _to_plain(v) for k, v in value.items()}
+        return {str(k): _to_plain(v, memo) for k, v in value.items()}
     return value
+
+
+# Frozen records that stay the same object for a whole run: their plain form can be memoised.
+_STABLE = frozenset({RunIdentity, Location, Intensity, Pue, BackendStatus})
 
 
 def _from_plain(cls: Any, data: Any) -> Any:

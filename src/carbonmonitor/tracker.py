@@ -116,7 +116,8 @@ class Tracker:
         self.sampling: Sampling = sampling
         self.quiet = quiet
         self._argv = argv
-        selection = select_backends(opts.backend, ProbeContext(opts, self.clock))
+        selection = select_backends(opts.backend, ProbeContext(
+            opts, self.clock, os.environ if environ is None else environ))
         self._statuses = selection.statuses
         self._meter = Meter(selection.backends, selection.domains)
         self._lock = threading.RLock()
@@ -144,6 +145,7 @@ class Tracker:
         self._span_seq = 0
         self._last_flush = 0.0
         self._owner_start: str | None = None
+        self._plain_memo: dict[int, Any] = {}  # see RunResult.to_dict
 
     @property
     def backends(self) -> tuple[BackendStatus, ...]:
@@ -309,7 +311,7 @@ class Tracker:
                    for i in range(max(0, self._flushed_samples - 1), len(times))
                    for key, values in series.items()]
         return Batch(result, self.clock.wall(), self.options.flush_interval, self._owner_start,
-                     samples, list(self._spans), upto=len(times))
+                     samples, list(self._spans), upto=len(times), memo=self._plain_memo)
 
     def _write(self, batch: Batch, final: bool = False) -> bool:
         """One write to the store; failures are logged once and retried at the next flush."""
@@ -451,7 +453,8 @@ class Tracker:
         for path, w in self._phases.items():
             spent = w.duration_s + (now - w.opened_at if w.open else 0.0)
             phases.append(PhaseResult(path, w.count, spent, self._meter.figures(w, spent)))
-        flags = [*self.intensity.flags, *self._meter.flags(), *self._flags]
+        flags = [*self.intensity.flags, *self._meter.flags(), *self._flags,
+                 *self._short_windows(duration, phases)]
         if self.pue.kind == "local-default":
             flags.append(Flag("pue-local-default", "PUE 1.0 assumed: a local machine with no "
                               "data-centre overhead",
@@ -472,6 +475,26 @@ class Tracker:
             backends=tuple(self._statuses), flags=tuple(flags),
             options=self.options.to_dict(), sample_count=len(self._meter.series_t),
             exit_code=exit_code)
+
+    def _short_windows(self, duration: float, phases: list[PhaseResult]) -> list[Flag]:
+        """A flag naming the run or phases too short for a counter's update period: their
+        energy can be off by a whole update (their intervals are widened to say so)."""
+        out = []
+        for key, (backend, _domain) in self._meter.domains.items():
+            shortest = getattr(backend, "shortest_window_s", None)
+            limit = float(shortest(key)) if shortest is not None else 0.0
+            if limit <= 0:
+                continue
+            short = [p.name for p in phases if 0 < p.duration_s / max(p.count, 1) < limit]
+            if duration < limit:
+                short.insert(0, "the run")
+            if short:
+                out.append(Flag("window-too-short", f"{key}: {', '.join(short)} lasted less "
+                                f"than {limit:.2g} s, a few updates of its energy counter; the "
+                                "figure can be off by one update at each edge and its interval "
+                                "is widened to cover that",
+                                "measure longer stretches (several steps per phase)"))
+        return out
 
     # -- context manager and decorator -----------------------------------------------------
 

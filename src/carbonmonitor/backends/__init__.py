@@ -43,7 +43,7 @@ log = logging.getLogger("carbonmonitor")
 ENTRY_POINT_GROUP = "carbonmonitor.backends"
 # What "auto" tries, best first: measuring built-ins (GPU backends come next), then plugins,
 # then the model of last resort.
-MEASURING_BUILTINS: tuple[str, ...] = ("rapl",)
+MEASURING_BUILTINS: tuple[str, ...] = ("rapl", "nvml")
 FALLBACK = "estimate"
 
 
@@ -51,10 +51,11 @@ def builtin_factories() -> dict[str, BackendFactory]:
     from carbonmonitor.backends.constant import ConstantFactory
     from carbonmonitor.backends.estimate import EstimateFactory
     from carbonmonitor.backends.fake import FakeFactory
+    from carbonmonitor.backends.nvml import NvmlFactory
     from carbonmonitor.backends.rapl import RaplFactory
 
-    factories: tuple[BackendFactory, ...] = (RaplFactory(), EstimateFactory(), ConstantFactory(),
-                                             FakeFactory())
+    factories: tuple[BackendFactory, ...] = (RaplFactory(), NvmlFactory(), EstimateFactory(),
+                                             ConstantFactory(), FakeFactory())
     return {f.name: f for f in factories}
 
 

@@ -7,8 +7,9 @@ bounds of that energy (see docs/uncertainty.md): the sampler only takes differen
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from carbonmonitor.records import Method
@@ -66,10 +67,12 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class ProbeContext:
-    """What a backend may look at when probing: resolved options and the run's clock."""
+    """What a backend may look at when probing: resolved options, the run's clock, and the
+    environment (``CUDA_VISIBLE_DEVICES``; injectable for tests, ``os.environ`` by default)."""
 
     options: Options
     clock: Clock
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
 
 class BackendFactory(Protocol):
