@@ -275,7 +275,7 @@ class RunResult:
                 return p
         raise KeyError(f"no phase {name!r}; phases: {', '.join(p.name for p in self.phases)}")
 
-    def to_dict(self, memo: dict[int, Any] | None = None) -> dict[str, Any]:
+    def to_dict(self, memo: dict[Any, Any] | None = None) -> dict[str, Any]:
         """Plain data for JSON: records as dicts, derived figures (kWh, mean W) included.
 
         ``memo`` (a dict kept by the caller) reuses the plain form of the parts that do not
@@ -283,8 +283,23 @@ class RunResult:
         tracker's periodic writes use it. Do not mutate what is returned when passing one."""
         return _to_plain(self, memo)  # type: ignore[no-any-return]
 
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
+    def to_json(self, memo: dict[Any, Any] | None = None, **kwargs: Any) -> str:
+        """``json.dumps(self.to_dict())``. With ``memo`` (see :meth:`to_dict`) the JSON text of
+        the parts that stay the same object during a run is reused too; the text is the same."""
+        if memo is None or kwargs:
+            return json.dumps(self.to_dict(memo), **kwargs)
+        parts = []
+        for name in (*(f.name for f in dataclasses.fields(self)), *_DERIVED[RunResult]):
+            value = getattr(self, name)
+            if name in _STABLE_FIELDS:
+                hit = memo.get(("json", name))
+                if hit is None or hit[0] is not value:
+                    hit = memo[("json", name)] = (value, json.dumps(_to_plain(value, memo)))
+                text = hit[1]
+            else:
+                text = json.dumps(_to_plain(value, memo))
+            parts.append(f"{json.dumps(name)}: {text}")
+        return "{" + ", ".join(parts) + "}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
@@ -311,7 +326,7 @@ _DERIVED: dict[type, tuple[str, ...]] = {
 }
 
 
-def _to_plain(value: Any, memo: dict[int, Any] | None = None) -> Any:
+def _to_plain(value: Any, memo: dict[Any, Any] | None = None) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if memo is not None and type(value) in _STABLE:
             hit = memo.get(id(value))
@@ -331,6 +346,8 @@ def _to_plain(value: Any, memo: dict[int, Any] | None = None) -> Any:
     return value
 
 
+# RunResult fields that a tracker passes as the same object in every provisional result.
+_STABLE_FIELDS = frozenset({"identity", "location", "intensity", "pue", "backends", "options"})
 # Frozen records that stay the same object for a whole run: their plain form can be memoised.
 _STABLE = frozenset({RunIdentity, Location, Intensity, Pue, BackendStatus})
 

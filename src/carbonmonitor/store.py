@@ -203,7 +203,7 @@ class Batch:
     samples: list[tuple[int, float, str, float]] = field(default_factory=list)
     spans: list[tuple[int, str, float, float]] = field(default_factory=list)
     upto: int = 0  # samples before this index are in the store once the write succeeds
-    memo: dict[int, Any] | None = None  # see RunResult.to_dict
+    memo: dict[Any, Any] | None = None  # see RunResult.to_dict
 
 
 _RUN_COLUMNS = ("run_id", "project", "name", "status", "started_at", "started_unix",
@@ -350,7 +350,7 @@ class Store:
                     (ident.run_id, ident.project, ident.name, r.status, ident.started_at,
                      started, batch.updated_unix, r.duration_s, r.energy_j, r.co2e_g, ident.host,
                      ident.pid, batch.owner_start, batch.flush_interval_s,
-                     json.dumps(r.to_dict(batch.memo))))
+                     r.to_json(batch.memo)))
                 db.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)",
                                [(ident.run_id, tag) for tag in ident.tags])
                 db.executemany("INSERT OR REPLACE INTO phases VALUES (?,?,?,?,?)",

@@ -342,3 +342,20 @@ def test_a_store_object_repr_and_delete(tmp_path: Path) -> None:
     assert t.result is not None
     assert store.delete([t.result.identity.run_id]) == 1
     assert carbonmonitor.runs(db=db) == [] and rows(db, "SELECT count(*) FROM samples") == [(0,)]
+
+
+def test_memoised_json_is_the_same_text_as_plain_json(tmp_path: Path) -> None:
+    clock = ManualClock()
+    t = tracker(tmp_path / "runs.db", clock, tags="a", params={"x": 1})
+    t.start()
+    memo: dict[Any, Any] = {}
+    texts = []
+    for _ in range(3):
+        with t.phase("p"):
+            clock.advance(1)
+            t.tick()
+        provisional = t._build_result(t._t_last, "running", None, provisional=True)
+        texts.append((provisional.to_json(memo), provisional.to_json()))
+    assert all(cached == plain for cached, plain in texts)
+    assert len({cached for cached, _ in texts}) == 3  # the energy changed each time
+    t.stop()

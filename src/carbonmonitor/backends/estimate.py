@@ -203,6 +203,11 @@ def memory_model() -> MemoryModel:
                        float(row["high_watts_per_gb"]), row["source"])
 
 
+# Memory in use is read at most this often: it changes slowly, and reading /proc/meminfo costs
+# as much as reading the CPU times, which are needed at every tick and phase edge.
+MEMORY_REFRESH_S = 5.0
+
+
 class EstimateBackend:
     """CPU and memory energy from the models above, integrated between reads."""
 
@@ -216,6 +221,8 @@ class EstimateBackend:
         self.flags = cpu.flags
         self._last: tuple[float, float, int] | None = None
         self._sums = {"cpu": [0.0, 0.0, 0.0], "memory": [0.0, 0.0, 0.0]}
+        self._mem_at: float | None = None
+        self._mem_used = 0
 
     def domains(self) -> tuple[Domain, ...]:
         return (
@@ -227,7 +234,9 @@ class EstimateBackend:
 
     def read(self, now_s: float) -> dict[str, Cumulative]:
         times = self.host.cpu_times()
-        used = self.host.memory_used_bytes()
+        if self._mem_at is None or not 0 <= now_s - self._mem_at < MEMORY_REFRESH_S:
+            self._mem_used, self._mem_at = self.host.memory_used_bytes(), now_s
+        used = self._mem_used
         if self._last is not None:
             t0, busy0, used0 = self._last
             dt = now_s - t0

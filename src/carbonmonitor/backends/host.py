@@ -92,17 +92,25 @@ class ProcHost:
         self.root = Path(root)
         self._kept = KeptFiles() if read_text is None and hasattr(os, "pread") else None
         self._read: Callable[[Path], str] = read_text or self._kept or _read
+        self._n_cpus: int | None = None  # cpuN lines of /proc/stat, counted once
         clk = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._tick_s = 1.0 / (clk if clk > 0 else 100)
 
     def cpu_times(self) -> CpuTimes:
+        text = self._read(self.root / "stat")
         total = None
-        n = 0
-        for line in self._read(self.root / "stat").splitlines():
-            if line.startswith("cpu "):
-                total = [int(x) for x in line.split()[1:]]
-            elif line.startswith("cpu") and line[3:4].isdigit():
-                n += 1
+        if text.startswith("cpu "):  # the aggregate line comes first: parse only that
+            end = text.find("\n")
+            total = [int(x) for x in (text if end < 0 else text[:end]).split()[1:]]
+        if self._n_cpus is None or total is None:
+            n = 0
+            for line in text.splitlines():
+                if line.startswith("cpu "):
+                    total = [int(x) for x in line.split()[1:]]
+                elif line.startswith("cpu") and line[3:4].isdigit():
+                    n += 1
+            self._n_cpus = n
+        n = self._n_cpus
         if total is None:
             raise OSError(f"no aggregate cpu line in {self.root / 'stat'}")
         # user nice system idle iowait irq softirq steal ...: guest time is already in user;
