@@ -1,13 +1,19 @@
-"""The NVIDIA backend's behaviour where NVML cannot be used (no nvidia-ml-py here)."""
+"""The NVIDIA backend, through its real code path: ``import pynvml`` finds nothing (as on this
+machine), or the fake in tests/fakes/fake_nvml.py, which reproduces NVML's semantics under a
+manual clock. Expected energies come from the fake's own integral of the true power."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from fakes.fake_nvml import FakeGpu, FakeNvml, fake_uuid
 
-from carbonmonitor import Tracker
+from carbonmonitor import ManualClock, Tracker
 from carbonmonitor.errors import ConfigError
+from carbonmonitor.records import RunResult
 
 
 def test_without_nvidia_ml_py_auto_skips_it_with_the_extra_to_install(
@@ -19,3 +25,142 @@ def test_without_nvidia_ml_py_auto_skips_it_with_the_extra_to_install(
     assert "nvidia-ml-py" in status.reason and 'carbonmonitor[nvidia]' in status.fix
     with pytest.raises(ConfigError, match=r"backend .nvml. is unavailable"):
         Tracker(backend="nvml", quiet=True, db="off")
+
+
+# -- through a fake pynvml (tests/fakes/fake_nvml.py) ---------------------------------------
+
+
+@pytest.fixture
+def nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Install a fake pynvml built from the GPUs given; returns (fake, clock)."""
+    made: list[FakeNvml] = []
+
+    def make(gpus: list[FakeGpu], **kwargs: Any) -> tuple[FakeNvml, ManualClock]:
+        clock = ManualClock()
+        fake = FakeNvml(gpus, clock=clock, **kwargs)
+        monkeypatch.setitem(sys.modules, "pynvml", fake.module)
+        made.append(fake)
+        return fake, clock
+
+    yield make
+
+
+def run(clock: ManualClock, seconds: float, tick_s: float = 1.0, environ: dict[str, str] | None
+        = None, **options: Any) -> RunResult:
+    tracker = Tracker(backend="nvml", clock=clock, sampling="manual", quiet=True, db="off",
+                      environ=environ or {}, **options)
+    tracker.start()
+    elapsed = 0.0
+    while elapsed + tick_s <= seconds + 1e-9:
+        clock.advance(tick_s)
+        elapsed += tick_s
+        tracker.tick()
+    if seconds > elapsed:
+        clock.advance(seconds - elapsed)
+    return tracker.stop()
+
+
+def by_domain(result: RunResult) -> dict[str, Any]:
+    return {f.domain: f for f in result.energy}
+
+
+def test_counters_of_two_gpus_match_the_true_energy(nvml: Any) -> None:
+    fake, clock = nvml([FakeGpu(power=[(0, 100.0), (20, 300.0)]), FakeGpu(power=250.0)])
+    result = run(clock, 60)
+    figures = by_domain(result)
+    for i in (0, 1):
+        fig = figures[f"gpu:{i}"]
+        assert fig.method == "counter" and fig.device == "gpu"
+        assert fig.energy_j == pytest.approx(fake.true_energy_j(i, 0, 60), rel=0.005)
+        assert fig.uncertainty.contains(fake.true_energy_j(i, 0, 60))
+    assert fake.calls["nvmlDeviceGetComputeRunningProcesses"] == 0  # never on a tick
+
+
+def test_power_is_integrated_where_the_counter_is_not_supported(nvml: Any) -> None:
+    fake, clock = nvml([FakeGpu(energy_counter=False, power=180.0)])
+    fig = by_domain(run(clock, 30))["gpu:0"]
+    assert fig.method == "power-integration"
+    assert fig.energy_j == pytest.approx(fake.true_energy_j(0, 0, 30), rel=0.005)
+    assert fig.uncertainty.contains(fake.true_energy_j(0, 0, 30))
+
+
+@pytest.mark.parametrize("visible, measured", [
+    ("1", ["gpu:1"]),
+    ("2,0", ["gpu:0", "gpu:2"]),
+    (fake_uuid("GPU", 2)[:12], ["gpu:2"]),
+    ("0,7,1", ["gpu:0"]),  # as CUDA does: the list ends at the entry that names no GPU
+])
+def test_cuda_visible_devices_decides_which_gpus_count(nvml: Any, visible: str,
+                                                       measured: list[str]) -> None:
+    _, clock = nvml([FakeGpu(), FakeGpu(), FakeGpu()])
+    result = run(clock, 5, environ={"CUDA_VISIBLE_DEVICES": visible})
+    assert sorted(by_domain(result)) == measured
+    if visible == "0,7,1":
+        assert "gpu-visibility" in {f.code for f in result.flags}
+
+
+def test_all_gpus_hidden_skips_nvml_unless_gpus_all(nvml: Any) -> None:
+    _, clock = nvml([FakeGpu(), FakeGpu()])
+    tracker = Tracker(clock=clock, sampling="manual", quiet=True, db="off",
+                      environ={"CUDA_VISIBLE_DEVICES": ""})
+    status = {b.name: b for b in tracker.backends}["nvml"]
+    assert not status.used and "hides every GPU" in status.reason and "gpus=all" in status.fix
+    result = run(clock, 5, environ={"CUDA_VISIBLE_DEVICES": ""}, gpus="all")
+    assert sorted(by_domain(result)) == ["gpu:0", "gpu:1"]
+    with pytest.raises(ConfigError, match="gpus: no GPU '5'"):
+        Tracker(backend="nvml", quiet=True, db="off", gpus="5")
+
+
+def test_mig_measures_the_whole_gpu_and_says_so(nvml: Any) -> None:
+    mig = fake_uuid("MIG", 0, 0)
+    fake, clock = nvml([FakeGpu(mig=True, mig_instances=(mig, fake_uuid("MIG", 0, 1)),
+                                power=200.0)])
+    result = run(clock, 10, environ={"CUDA_VISIBLE_DEVICES": mig})
+    assert by_domain(result)["gpu:0"].energy_j == pytest.approx(fake.true_energy_j(0, 0, 10),
+                                                                 rel=0.005)
+    assert "gpu-mig" in {f.code for f in result.flags}
+
+
+def test_a_counter_reset_is_flagged_and_counting_goes_on(nvml: Any) -> None:
+    fake, clock = nvml([FakeGpu(power=100.0, reset_at_s=30.5)])
+    result = run(clock, 60)
+    energy = by_domain(result)["gpu:0"].energy_j
+    truth = fake.true_energy_j(0, 0, 60)
+    assert truth - 100 * 0.5 * 1.01 <= energy <= truth  # at most the 0.5 s before the reset
+    assert "gpu-counter-reset" in {f.code for f in result.flags}
+
+
+def test_a_lost_gpu_is_flagged_and_the_others_go_on(nvml: Any) -> None:
+    fake, clock = nvml([FakeGpu(power=100.0, lost_at_s=20.0), FakeGpu(power=50.0)])
+    result = run(clock, 40)
+    figures = by_domain(result)
+    # read every second: the last answer before the loss at 20 s came at 19 s
+    assert figures["gpu:0"].energy_j == pytest.approx(100 * 19, rel=0.005)
+    assert figures["gpu:1"].energy_j == pytest.approx(fake.true_energy_j(1, 0, 40), rel=0.005)
+    lost = [f for f in result.flags if f.code == "gpu-lost"]
+    assert len(lost) == 1 and "GPU 0" in lost[0].message
+
+
+def test_nvml_that_cannot_start_gives_the_reason_and_fix(nvml: Any) -> None:
+    nvml([FakeGpu()], init_error=9)  # NVML_ERROR_DRIVER_NOT_LOADED
+    tracker = Tracker(quiet=True, sampling="manual", db="off")
+    status = {b.name: b for b in tracker.backends}["nvml"]
+    assert not status.used and "Driver Not Loaded" in status.reason
+    assert "nvidia-smi" in status.fix
+
+
+def test_short_phases_are_flagged_and_their_interval_covers_an_update_each_edge(
+        nvml: Any) -> None:
+    fake, clock = nvml([FakeGpu(power=300.0, counter_update_s=0.1)])
+    tracker = Tracker(backend="nvml", clock=clock, sampling="manual", quiet=True, db="off")
+    tracker.start()
+    clock.advance(5)
+    tracker.tick()
+    with tracker.phase("step"):
+        clock.advance(0.25)
+    clock.advance(5)
+    result = tracker.stop()
+    step = result.phase("step").energy[0]
+    assert step.uncertainty.contains(300 * 0.25)
+    assert step.uncertainty.high - step.energy_j >= 2 * 0.1 * 300 * 0.99
+    assert "window-too-short" in {f.code for f in result.flags}

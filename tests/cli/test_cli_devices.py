@@ -50,3 +50,32 @@ def test_devices_bad_option_is_one_line_exit_2() -> None:
     done = run_cli(["devices", "--interval", "-1"])
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "--interval" in done.stderr
+
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+
+
+def test_devices_shows_nvidia_gpus_through_a_fake_nvml(tmp_path: Path) -> None:
+    scenario = tmp_path / "gpus.json"
+    scenario.write_text(json.dumps({"gpus": [
+        {"name": "NVIDIA H100 80GB HBM3", "power": 120},
+        {"name": "Tesla P100-PCIE-16GB", "energy_counter": False, "power": 40}]}))
+    env = clean_env(PYTHONPATH=str(FAKES), FAKE_NVML_SCENARIO=str(scenario),
+                    CUDA_VISIBLE_DEVICES="0,1")
+    done = run_cli(["devices", "--sysfs-root", str(tmp_path)], env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    start = lines.index("nvml: usable")
+    assert lines[start + 1].split()[:2] == ["gpu:0", "counter"]
+    assert "NVIDIA H100 80GB HBM3" in lines[start + 1]
+    assert lines[start + 2].split()[:2] == ["gpu:1", "power-integration"]
+    assert "Tesla P100-PCIE-16GB" in lines[start + 2]
+
+
+def test_devices_says_how_to_get_nvml(tmp_path: Path) -> None:
+    done = run_cli(["devices", "--sysfs-root", str(tmp_path)],
+                   env=clean_env(PYTHONPATH=str(FAKES)))  # the shim, with no scenario: no NVML
+    assert done.returncode == 0, done.stderr
+    assert ("nvml: not usable: the NVIDIA backend needs the nvidia-ml-py package"
+            in done.stdout.splitlines())
+    assert '  fix: pip install "carbonmonitor[nvidia]" (installs nvidia-ml-py)' in done.stdout

@@ -7,15 +7,20 @@ whose functions answer from it, so code under test runs its real ``import pynvml
     fake = FakeNvml([FakeGpu(power=[(0, 100.0), (10, 300.0)])], clock=clock)
     monkeypatch.setitem(sys.modules, "pynvml", fake.module)
 
-Names, return types and error behaviour follow nvidia-ml-py's ``pynvml.py`` (checked against the
-copy NVIDIA ships, 2011-2025 header): strings are ``str``; ``nvmlDeviceGetMigMode`` returns a
-``[current, pending]`` list; ``nvmlDeviceIsMigDeviceHandle`` returns a ``ctypes.c_uint`` (not an
-int: ``c_uint(1) == 1`` is False, ``bool(c_uint(1))`` is True); ``nvmlDeviceGetUtilizationRates``
-a ctypes structure; ``nvmlDeviceGetComputeRunningProcesses`` a list of ``nvmlFriendlyObject``;
-handles are opaque, and each ``nvmlDeviceGetHandleBy*`` call returns a new handle object that
-compares equal only to itself (real handles are ctypes pointers). ``NVMLError(code)`` returns the
-subclass for the code (``NVMLError(3)`` is an ``NVMLError_NotSupported``), errors compare by
-``.value`` (and so are unhashable), and ``str()`` gives NVML's message.
+Names, return types and error behaviour follow nvidia-ml-py's ``pynvml.py`` (checked against a
+recent copy, "2011-2025" header, as vendored in ray-project/ray):
+
+- strings are ``str``; ``nvmlDeviceGetMigMode`` returns a ``[current, pending]`` list;
+- ``nvmlDeviceIsMigDeviceHandle`` returns a ``ctypes.c_uint``, not an int (``c_uint(1) == 1`` is
+  False, ``bool(c_uint(1))`` is True);
+- ``nvmlDeviceGetUtilizationRates`` returns a ctypes structure (``.gpu``, ``.memory``);
+  ``nvmlDeviceGetComputeRunningProcesses`` a list of ``nvmlFriendlyObject`` (``.pid``,
+  ``.usedGpuMemory``, ...); ``nvmlDeviceGetProcessUtilization`` a list of ctypes samples;
+- handles are opaque, and each ``nvmlDeviceGetHandleBy*`` call returns a new handle object that
+  compares equal only to itself (real handles are ctypes pointers);
+- ``NVMLError(code)`` returns the code's subclass (``NVMLError(3)`` is an
+  ``NVMLError_NotSupported``); errors compare by ``.value`` (and so are unhashable); ``str()`` is
+  NVML's message ("Not Supported", "GPU is lost", ...).
 
 Times: a scenario's times (``t_s``) are seconds on ``clock.monotonic()`` since the ``FakeNvml``
 was made. The fake reads the clock on every call; nothing happens in the background, so a
@@ -681,8 +686,8 @@ class FakeNvml:
         gpu, _, _ = self._gpu(handle)
         out = []
         for proc in gpu.processes:
-            pid, used, *_rest = proc
-            on_mig = proc[3] if len(proc) > 3 else None  # type: ignore[misc]
+            pid, used = proc[0], proc[1]
+            on_mig = proc[3] if len(proc) > 3 else None
             if handle.mig is not None and on_mig != handle.mig:
                 continue
             out.append(nvmlFriendlyObject({

@@ -50,7 +50,7 @@ if not _scenario_path:
 if __package__:  # imported as fakes.pynvml: not how it is meant to be used, but harmless
     from .fake_nvml import FakeNvml
 else:
-    from fake_nvml import FakeNvml
+    from fake_nvml import FakeNvml  # type: ignore[import-not-found, no-redef]
 
 with open(_scenario_path, encoding="utf-8") as _fh:
     _fake = FakeNvml.from_scenario(json.load(_fh))

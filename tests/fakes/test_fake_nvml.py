@@ -17,6 +17,8 @@ import pytest
 from carbonmonitor import ManualClock
 from fakes.fake_nvml import (
     FAKE_EPOCH_US,
+    FakeGpu,
+    FakeNvml,
     NVMLError,
     NVMLError_DriverNotLoaded,
     NVMLError_GpuIsLost,
@@ -26,8 +28,6 @@ from fakes.fake_nvml import (
     NVMLError_NotFound,
     NVMLError_NotSupported,
     NVMLError_Uninitialized,
-    FakeGpu,
-    FakeNvml,
     fake_uuid,
 )
 

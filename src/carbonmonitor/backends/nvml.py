@@ -236,6 +236,7 @@ class NvmlBackend:
         self._lock = threading.Lock()
         self._opened_at = clock.monotonic()
         self._prober: threading.Thread | None = None
+        self._closing = threading.Event()
         counters = [g for g in gpus if g.method == "counter"]
         if counters:
             self._prober = threading.Thread(target=self._measure_update_periods,
@@ -296,7 +297,8 @@ class NvmlBackend:
                 changes: list[float] = []
                 last = None
                 deadline = time.monotonic() + UPDATE_PROBE_S
-                while time.monotonic() < deadline and len(changes) < 6:
+                while (time.monotonic() < deadline and len(changes) < 6
+                       and not self._closing.is_set()):
                     with self._lock:
                         if gpu.lost_at is not None:
                             break
@@ -346,6 +348,7 @@ class NvmlBackend:
         return out
 
     def close(self) -> None:
+        self._closing.set()  # a run shorter than the probe does not wait for it
         if self._prober is not None:
             self._prober.join(timeout=UPDATE_PROBE_S + 1)
         try:
