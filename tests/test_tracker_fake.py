@@ -372,3 +372,58 @@ def test_sampling_period_is_the_smallest_a_backend_needs() -> None:
                       sampling="manual", quiet=True)
     assert tracker.period_s == 0.2
     assert Tracker(backend="fake", interval=2.5, sampling="manual", quiet=True).period_s == 2.5
+
+
+def test_gpu_sync_waits_for_queued_gpu_work_at_phase_edges(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    calls: list[str] = []
+    torch = types.ModuleType("torch")
+    torch.cuda = types.SimpleNamespace(  # type: ignore[attr-defined]
+        is_initialized=lambda: True, synchronize=lambda: calls.append("sync"))
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    clock, t = make({"gpu:0": 300.0})
+    t.start()
+    with t.phase("step"):
+        clock.advance(1)
+    assert calls == []  # off by default: a sync can cost the program its overlap
+    synced = Tracker(backend=[FakeBackend({"gpu:0": 300.0})], clock=clock, sampling="manual",
+                     quiet=True, gpu_sync=True)
+    synced.start()
+    with synced.phase("step"):
+        assert calls == ["sync"]  # before the edge is read
+        clock.advance(1)
+    assert calls == ["sync", "sync"]
+    torch.cuda = types.SimpleNamespace(  # type: ignore[attr-defined]
+        is_initialized=lambda: False, synchronize=lambda: calls.append("sync"))
+    with synced.phase("step"):  # CUDA never initialised: nothing to wait for
+        clock.advance(1)
+    assert calls == ["sync", "sync"]
+    t.stop()
+    synced.stop()
+
+
+def test_a_failing_gpu_sync_is_logged_once_and_the_phase_still_measured(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import sys
+    import types
+
+    def broken() -> None:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    torch = types.ModuleType("torch")
+    torch.cuda = types.SimpleNamespace(is_initialized=lambda: True,  # type: ignore[attr-defined]
+                                       synchronize=broken)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    clock = ManualClock()
+    t = Tracker(backend=[FakeBackend({"gpu:0": 300.0})], clock=clock, sampling="manual",
+                quiet=True, gpu_sync=True)
+    t.start()
+    for _ in range(3):
+        with t.phase("step"):
+            clock.advance(1)
+    result = t.stop()
+    assert result.phase("step").energy_j == pytest.approx(900.0)
+    assert caplog.text.count("synchronising the GPU failed") == 1

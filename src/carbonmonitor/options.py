@@ -82,6 +82,17 @@ def _tags(value: Any, name: str) -> tuple[str, ...]:
     return tuple(str(tag) for tag in _names(value, name))
 
 
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false; got {value!r}")
+
+
 def _gpus(value: Any, name: str) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -215,6 +226,8 @@ SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("fake_trace", _file, None, "CSV trace (t_s,domain,power_w) for the 'fake' backend"),
     OptionSpec("gpus", _gpus, None, "GPUs to measure: NVML indices or UUIDs, comma-separated, "
                "or 'all' (default: those CUDA_VISIBLE_DEVICES shows)"),
+    OptionSpec("gpu_sync", _bool, False, "wait for queued GPU work (torch, CuPy) at phase edges, "
+               "so a phase gets the GPU energy of the work launched inside it"),
     OptionSpec("interval", _seconds, DEFAULT_INTERVAL_S, "seconds between samples"),
     OptionSpec("flush_interval", _seconds, DEFAULT_FLUSH_INTERVAL_S,
                "seconds between store writes"),

@@ -315,6 +315,11 @@ class Store:
                 f"the run store {self.path} has schema version {version}, written by a newer "
                 f"carbonmonitor (this one reads up to {SCHEMA_VERSION}); upgrade carbonmonitor "
                 "(pip install -U carbonmonitor) or set db= to another file")
+        if version == 0:
+            try:  # readers never block the writing tracker; set before any transaction
+                db.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError:
+                pass  # another connection is creating the store at this moment and sets it
         db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -331,8 +336,6 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        if version == 0:
-            db.execute("PRAGMA journal_mode = WAL")  # readers never block the writing tracker
 
     def write(self, batch: Batch) -> None:
         """Upsert the run row, its tags and phases; add new samples and spans. One transaction;

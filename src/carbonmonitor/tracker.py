@@ -18,6 +18,7 @@ import functools
 import inspect
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -356,6 +357,7 @@ class Tracker:
     def _enter(self, name: str) -> tuple[str, contextvars.Token[Mapping[int, str]]] | None:
         if self._in_child():  # a forked worker's phases are not the parent's run
             return None
+        self._sync_gpus()
         try:
             paths = _PATHS.get()
             parent = paths.get(id(self))
@@ -380,6 +382,7 @@ class Tracker:
             return None
 
     def _exit(self, path: str, token: contextvars.Token[Mapping[int, str]]) -> None:
+        self._sync_gpus()
         try:
             try:
                 _PATHS.reset(token)
@@ -402,6 +405,25 @@ class Tracker:
                             exc_info=True)
 
     # -- reading ---------------------------------------------------------------------------
+
+    def _sync_gpus(self) -> None:
+        """With ``gpu_sync``: wait for the GPU work already queued, so the phase edge falls
+        where the work is and not where it was launched (CUDA calls return before the GPU has
+        run them). Only frameworks the program has imported are asked; none is imported here.
+        Outside the tracker's lock: it can take as long as the queued work."""
+        if not self.options.gpu_sync:
+            return
+        try:
+            torch = sys.modules.get("torch")
+            cuda = getattr(torch, "cuda", None)
+            if cuda is not None and cuda.is_initialized():
+                cuda.synchronize()
+            cupy = sys.modules.get("cupy")
+            if cupy is not None:
+                cupy.cuda.get_current_stream().synchronize()
+        except Exception:
+            self._warn_once("gpu-sync", "carbonmonitor: gpu_sync: synchronising the GPU failed; "
+                            "phase edges are where the work was launched", exc_info=True)
 
     def _span(self, path: str, opened: float, closed: float) -> None:
         """Keep when a phase was open, for the store's timeline. Spans shorter than a sampling

@@ -359,3 +359,27 @@ def test_memoised_json_is_the_same_text_as_plain_json(tmp_path: Path) -> None:
     assert all(cached == plain for cached, plain in texts)
     assert len({cached for cached, _ in texts}) == 3  # the energy changed each time
     t.stop()
+
+
+def test_trackers_creating_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    failures: list[str] = []
+    for trial in range(10):
+        db = tmp_path / f"runs{trial}.db"
+        barrier = threading.Barrier(4)
+
+        def work(db: Path, barrier: threading.Barrier) -> None:
+            barrier.wait()  # all four open the missing store at the same moment
+            try:
+                with tracker(db, ManualClock()):
+                    pass
+            except Exception as err:  # collected: a thread's exception would be lost
+                failures.append(repr(err))
+
+        threads = [threading.Thread(target=work, args=(db, barrier)) for _ in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert len(carbonmonitor.runs(db=db)) == 4
+        assert rows(db, "PRAGMA journal_mode") == [("wal",)]
+    assert failures == []
