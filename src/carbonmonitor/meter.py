@@ -63,6 +63,8 @@ class Meter:
         self.resets: dict[str, int] = {}
         self.series_t = array("d")
         self.series = {key: array("d") for key in domains}
+        # utilisation (%) per domain at each point, NaN where the backend reports none
+        self.utilisation = {key: array("d") for key in domains}
         self._last: dict[str, Cumulative] = {}
         self._keys = {id(b): [k for k, (owner, _) in domains.items() if owner is b]
                       for b in backends}
@@ -93,14 +95,33 @@ class Meter:
                 window.add(key, delta)
         if record:
             run = windows[0].energy
+            busy = self._utilisation()
             if self.series_t and elapsed <= self.series_t[-1]:
                 # no time has passed since the last point (a stop right after a tick): update it
                 for key, series in self.series.items():
                     series[-1] = run.get(key, [0.0])[0]
+                    self.utilisation[key][-1] = busy.get(key, math.nan)
                 return
             self.series_t.append(elapsed)
             for key, series in self.series.items():
                 series.append(run.get(key, [0.0])[0])
+                self.utilisation[key].append(busy.get(key, math.nan))
+
+    def _utilisation(self) -> dict[str, float]:
+        """Utilisation (%) per domain from backends that report it (``utilisation()``); a
+        failure here only leaves the value out."""
+        out: dict[str, float] = {}
+        for backend in self.backends:
+            report = getattr(backend, "utilisation", None)
+            if report is None or backend.name in self.failed:
+                continue
+            try:
+                values = report()
+                out.update({k: float(v) for k, v in values.items()
+                            if k in self._keys[id(backend)] and math.isfinite(float(v))})
+            except Exception:
+                continue
+        return out
 
     def _fail(self, backend: Backend, err: Exception, elapsed: float) -> None:
         flag = Flag("backend-failed",

@@ -130,7 +130,15 @@ def _v2(db: sqlite3.Connection) -> None:
                        [(run_id, str(tag)) for tag in tags])
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+# Version 3: utilisation (%) beside the energy of each sample; NULL where none was reported.
+SCHEMA_V3 = "ALTER TABLE samples ADD COLUMN utilisation_pct REAL"
+
+
+def _v3(db: sqlite3.Connection) -> None:
+    _script(db, SCHEMA_V3)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 """``MIGRATIONS[n]`` takes a database from schema version n to n + 1."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -200,7 +208,7 @@ class Batch:
     updated_unix: float
     flush_interval_s: float
     owner_start: str | None
-    samples: list[tuple[int, float, str, float]] = field(default_factory=list)
+    samples: list[tuple[int, float, str, float, float | None]] = field(default_factory=list)
     spans: list[tuple[int, str, float, float]] = field(default_factory=list)
     upto: int = 0  # samples before this index are in the store once the write succeeds
     memo: dict[Any, Any] | None = None  # see RunResult.to_dict
@@ -359,7 +367,7 @@ class Store:
                 db.executemany("INSERT OR REPLACE INTO phases VALUES (?,?,?,?,?)",
                                [(ident.run_id, p.name, p.count, p.duration_s, p.energy_j)
                                 for p in r.phases])
-                db.executemany("INSERT OR REPLACE INTO samples VALUES (?,?,?,?,?)",
+                db.executemany("INSERT OR REPLACE INTO samples VALUES (?,?,?,?,?,?)",
                                [(ident.run_id, *s) for s in batch.samples])
                 db.executemany("INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?)",
                                [(ident.run_id, *s) for s in batch.spans])
@@ -425,19 +433,24 @@ class Store:
         """The run's time series: sample times and cumulative energy per domain."""
         resolved = self.load(run_id).identity.run_id
         with self.connect() as db:
-            rows = db.execute("SELECT seq, t_s, domain, energy_j FROM samples WHERE run_id = ? "
-                              "ORDER BY seq", (resolved,)).fetchall()
+            rows = db.execute("SELECT seq, t_s, domain, energy_j, utilisation_pct FROM samples "
+                              "WHERE run_id = ? ORDER BY seq", (resolved,)).fetchall()
             spans = db.execute("SELECT phase, start_s, end_s FROM spans WHERE run_id = ? "
                                "ORDER BY seq", (resolved,)).fetchall()
         times: dict[int, float] = {}
         energy: dict[str, dict[int, float]] = {}
-        for seq, t_s, domain, energy_j in rows:
+        busy: dict[str, dict[int, float]] = {}
+        for seq, t_s, domain, energy_j, utilisation_pct in rows:
             times[seq] = t_s
             energy.setdefault(domain, {})[seq] = energy_j
+            if utilisation_pct is not None:
+                busy.setdefault(domain, {})[seq] = utilisation_pct
         seqs = sorted(times)
+        nan = float("nan")
         return Series(resolved, [times[s] for s in seqs],
-                      {d: [v.get(s, float("nan")) for s in seqs] for d, v in energy.items()},
-                      [(p, a, b) for p, a, b in spans])
+                      {d: [v.get(s, nan) for s in seqs] for d, v in energy.items()},
+                      [(p, a, b) for p, a, b in spans],
+                      {d: [v.get(s, nan) for s in seqs] for d, v in busy.items()})
 
     def delete(self, run_ids: Sequence[str]) -> int:
         """Delete runs by exact id; returns how many were deleted."""
@@ -536,12 +549,14 @@ class RunList(list[RunResult]):
 
 @dataclass(frozen=True)
 class Series:
-    """A run's samples: times (s since start), cumulative energy (J) per domain, phase spans."""
+    """A run's samples: times (s since start), cumulative energy (J) per domain, phase spans,
+    and utilisation (%) per domain where a backend reports it (NaN at points without one)."""
 
     run_id: str
     t_s: list[float]
     energy_j: dict[str, list[float]]
     spans: list[tuple[str, float, float]]
+    utilisation_pct: dict[str, list[float]] = field(default_factory=dict)
 
     def power_w(self) -> dict[str, list[float]]:
         """Mean power per domain between consecutive samples (one value fewer than samples)."""

@@ -308,10 +308,11 @@ class Tracker:
 
         if self._owner_start is None:
             self._owner_start = process_start(os.getpid())
-        times, series = self._meter.series_t, self._meter.series
+        times, series, busy = self._meter.series_t, self._meter.series, self._meter.utilisation
         # The last point written is written again: a reading with no time passed since it
         # (a stop right after a tick) updates it in place.
-        samples = [(i, times[i], key, values[i])
+        samples = [(i, times[i], key, values[i],
+                    busy[key][i] if busy[key][i] == busy[key][i] else None)  # NaN -> NULL
                    for i in range(max(0, self._flushed_samples - 1), len(times))
                    for key, values in series.items()]
         return Batch(result, self.clock.wall(), self.options.flush_interval, self._owner_start,

@@ -214,3 +214,24 @@ def test_approximate_model_match_is_flagged(tmp_path: Path) -> None:
     assert "cpu-model-approximate" in {f.code for f in result.flags}
     exact = measure(FakeProc(tmp_path, "Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz", cpus=4), 1, 0.5)
     assert "cpu-model-approximate" not in {f.code for f in exact.flags}
+
+
+def test_cpu_utilisation_is_stored_beside_energy(tmp_path: Path) -> None:
+    import carbonmonitor
+
+    proc = FakeProc(tmp_path, "AMD EPYC", cpus=2)
+    clock = ManualClock()
+    db = tmp_path / "runs.db"
+    tracker = Tracker(backend="estimate", procfs_root=proc.root, clock=clock,
+                      sampling="manual", quiet=True, db=str(db))
+    tracker.start()
+    for utilisation in (0.25, 0.5, 1.0):
+        proc.run(10, utilisation)
+        clock.advance(10)
+        tracker.tick()
+    result = tracker.stop()
+    series = carbonmonitor.series(result.identity.run_id, db=db)
+    assert series.utilisation_pct["cpu"][1:] == pytest.approx([25.0, 50.0, 100.0])
+    first = series.utilisation_pct["cpu"][0]
+    assert first != first  # NaN: no interval before the first point
+    assert "memory" not in series.utilisation_pct

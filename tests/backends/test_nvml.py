@@ -164,3 +164,21 @@ def test_short_phases_are_flagged_and_their_interval_covers_an_update_each_edge(
     assert step.uncertainty.contains(300 * 0.25)
     assert step.uncertainty.high - step.energy_j >= 2 * 0.1 * 300 * 0.99
     assert "window-too-short" in {f.code for f in result.flags}
+
+
+def test_gpu_utilisation_is_stored_beside_energy(nvml: Any, tmp_path: Any) -> None:
+    import carbonmonitor
+
+    _, clock = nvml([FakeGpu(power=200.0, utilization=((0, 10, 5), (10.5, 90, 40)))])
+    db = tmp_path / "runs.db"
+    tracker = Tracker(backend="nvml", clock=clock, sampling="manual", quiet=True, db=str(db),
+                      flush_interval=5)
+    tracker.start()
+    for _ in range(20):
+        clock.advance(1)
+        tracker.tick()
+    result = tracker.stop()
+    series = carbonmonitor.series(result.identity.run_id, db=db)
+    assert series.t_s == [float(i) for i in range(21)]
+    assert series.utilisation_pct["gpu:0"] == [10.0] * 11 + [90.0] * 10
+    assert series.energy_j["gpu:0"][-1] == pytest.approx(200 * 20, rel=0.005)

@@ -223,6 +223,11 @@ class EstimateBackend:
         self._sums = {"cpu": [0.0, 0.0, 0.0], "memory": [0.0, 0.0, 0.0]}
         self._mem_at: float | None = None
         self._mem_used = 0
+        self._last_u: float | None = None
+
+    def utilisation(self) -> dict[str, float]:
+        """CPU utilisation (%) over the last interval between reads: the model's input."""
+        return {} if self._last_u is None else {"cpu": 100.0 * self._last_u}
 
     def domains(self) -> tuple[Domain, ...]:
         return (
@@ -242,6 +247,7 @@ class EstimateBackend:
             dt = now_s - t0
             if dt > 0:
                 u = min(max((times.busy_s - busy0) / (times.n_cpus * dt), 0.0), 1.0)
+                self._last_u = u
                 cpu = self._sums["cpu"]
                 cpu[0] += self.cpu.point.energy_j(dt, u)
                 cpu[1] += self.cpu.low.energy_j(dt, u)

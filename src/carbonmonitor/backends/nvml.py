@@ -289,6 +289,21 @@ class NvmlBackend:
         gpu.max_w = max(gpu.max_w, watts)
         gpu.last_w, gpu.last_t = watts, now
 
+    def utilisation(self) -> dict[str, float]:
+        """GPU utilisation (%, share of time a kernel ran) per GPU, as NVML reports it; none
+        for MIG GPUs (not reported in MIG mode) or lost ones."""
+        out = {}
+        with self._lock:
+            for gpu in self.gpus:
+                if gpu.lost_at is not None or gpu.shared_by:
+                    continue
+                try:
+                    out[gpu.key] = float(
+                        self._nvml.nvmlDeviceGetUtilizationRates(gpu.handle).gpu)
+                except self._nvml.NVMLError:
+                    continue
+        return out
+
     def _measure_update_periods(self, gpus: list[Gpu]) -> None:
         """Poll each counter for up to UPDATE_PROBE_S and take the median time between changes.
         Runs in the background: the run's start never waits for it."""
