@@ -68,6 +68,9 @@ class Meter:
         self._last: dict[str, Cumulative] = {}
         self._keys = {id(b): [k for k, (owner, _) in domains.items() if owner is b]
                       for b in backends}
+        # utilisation() is optional, not part of the Backend protocol
+        self._reporters = [(b, getattr(b, "utilisation"), frozenset(self._keys[id(b)]))  # noqa: B009
+                           for b in backends if callable(getattr(b, "utilisation", None))]
 
     def read(self, now: float, elapsed: float, windows: list[Window], record: bool) -> None:
         """Read all live backends at ``now`` and add the deltas to ``windows``; with
@@ -111,14 +114,13 @@ class Meter:
         """Utilisation (%) per domain from backends that report it (``utilisation()``); a
         failure here only leaves the value out."""
         out: dict[str, float] = {}
-        for backend in self.backends:
-            report = getattr(backend, "utilisation", None)
-            if report is None or backend.name in self.failed:
+        for backend, report, keys in self._reporters:
+            if backend.name in self.failed:
                 continue
             try:
-                values = report()
-                out.update({k: float(v) for k, v in values.items()
-                            if k in self._keys[id(backend)] and math.isfinite(float(v))})
+                for key, value in report().items():
+                    if key in keys and math.isfinite(value):
+                        out[key] = float(value)
             except Exception:
                 continue
         return out
