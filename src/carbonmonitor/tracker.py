@@ -147,6 +147,7 @@ class Tracker:
         self._last_flush = 0.0
         self._owner_start: str | None = None
         self._plain_memo: dict[Any, Any] = {}  # see RunResult.to_dict
+        self._gpu_sync = bool(opts.gpu_sync)  # read at every phase edge
         # the same objects in every result of this run (so their JSON is made once)
         self._backends_seen = tuple(self._statuses)
         self._options_plain = self.options.to_dict()
@@ -412,7 +413,7 @@ class Tracker:
         where the work is and not where it was launched (CUDA calls return before the GPU has
         run them). Only frameworks the program has imported are asked; none is imported here.
         Outside the tracker's lock: it can take as long as the queued work."""
-        if not self.options.gpu_sync:
+        if not self._gpu_sync:
             return
         try:
             torch = sys.modules.get("torch")
