@@ -45,8 +45,9 @@ def _checked(values: Mapping[str, object], keys: Iterable[str]) -> dict[str, Cum
         value = values[key]
         if not isinstance(value, Cumulative):
             raise TypeError(f"domain {key!r}: expected Cumulative, got {type(value).__name__}")
-        if not all(math.isfinite(v) and v >= 0 for v in (value.energy_j, value.low_j,
-                                                           value.high_j)):
+        e, lo, hi = value.energy_j, value.low_j, value.high_j
+        if not (math.isfinite(e) and math.isfinite(lo) and math.isfinite(hi)
+                and e >= 0 and lo >= 0 and hi >= 0):
             raise ValueError(f"domain {key!r}: energy must be finite and >= 0; got {value}")
         out[key] = value
     return out

@@ -93,11 +93,13 @@ class ProcHost:
         self._kept = KeptFiles() if read_text is None and hasattr(os, "pread") else None
         self._read: Callable[[Path], str] = read_text or self._kept or _read
         self._n_cpus: int | None = None  # cpuN lines of /proc/stat, counted once
+        self._stat_path = self.root / "stat"  # made once: a Path costs more than the read
+        self._meminfo_path = self.root / "meminfo"
         clk = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._tick_s = 1.0 / (clk if clk > 0 else 100)
 
     def cpu_times(self) -> CpuTimes:
-        text = self._read(self.root / "stat")
+        text = self._read(self._stat_path)
         total = None
         if text.startswith("cpu "):  # the aggregate line comes first: parse only that
             end = text.find("\n")
@@ -125,7 +127,7 @@ class ProcHost:
         """Fields of /proc/meminfo in bytes; with ``wanted``, parsing stops once all are seen
         (MemTotal, MemFree and MemAvailable are its first lines)."""
         out = {}
-        for line in self._read(self.root / "meminfo").splitlines():
+        for line in self._read(self._meminfo_path).splitlines():
             key, _, rest = line.partition(":")
             parts = rest.split()
             if parts and parts[0].isdigit():
