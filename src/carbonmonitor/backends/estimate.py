@@ -140,8 +140,9 @@ def choose_cpu_model(info: CpuInfo, cloud_provider: str | None) -> CpuModel:
                                (lo * (1 + band), hi * (1 + band)),
                                f"{info.model}: {arch} on {cloud_provider}, {lo:g}-{hi:g} W/vCPU "
                                f"(CCF) x {n} vCPUs")
-    tdp_rows = read_table(TDP_TABLE)
-    name = match_model(info.model, tuple(r["Name"] for r in tdp_rows))
+    masked = not info.model or _is_masked(normalise_model(info.model))
+    tdp_rows = () if masked else read_table(TDP_TABLE)  # a masked name matches no row
+    name = None if masked else match_model(info.model, tuple(r["Name"] for r in tdp_rows))
     if name is not None:
         model = _tdp_model(info, name, next(float(r["TDP"]) for r in tdp_rows if r["Name"] == name))
         if normalise_model(name) != normalise_model(info.model or ""):
