@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from carbonmonitor.errors import CarbonMonitorError as CarbonMonitorError
     from carbonmonitor.errors import ConfigError as ConfigError
     from carbonmonitor.errors import DataError as DataError
+    from carbonmonitor.errors import StoreError as StoreError
     from carbonmonitor.records import RunResult as RunResult
     from carbonmonitor.store import RunList as RunList
     from carbonmonitor.store import Series as Series
-    from carbonmonitor.store import StoreError as StoreError
     from carbonmonitor.store import load as load
     from carbonmonitor.store import runs as runs
     from carbonmonitor.store import series as series
@@ -56,7 +56,7 @@ _LAZY = {
     "series": "carbonmonitor.store",
     "RunList": "carbonmonitor.store",
     "Series": "carbonmonitor.store",
-    "StoreError": "carbonmonitor.store",
+    "StoreError": "carbonmonitor.errors",
 }
 
 __all__ = [

@@ -6,7 +6,9 @@
     ├── ConfigError                    bad option, unknown country/region, bad PUE ...; raised by
     │                                  track()/Tracker() before any work starts (CLI: exit code 2)
     ├── BackendUnavailable             a backend cannot measure here; carries reason and fix
-    └── DataError                      a shipped data table is missing or malformed
+    ├── DataError                      a shipped data table is missing or malformed
+    └── StoreError                     the run store cannot be opened or read (reading runs:
+                                       runs(), load(), `carbonmonitor runs/show/export`)
 
 Every message says what was wrong and how to fix it. Nothing here is raised into the user's code
 after ``Tracker.start()``: failures while measuring are logged once and flagged in the result.
@@ -28,6 +30,10 @@ class ConfigError(CarbonMonitorError, ValueError):
 
 class DataError(CarbonMonitorError):
     """A shipped reference table is missing or malformed (a packaging bug: please report it)."""
+
+
+class StoreError(CarbonMonitorError):
+    """The run store cannot be opened or read; the message names the file and the fix."""
 
 
 class BackendUnavailable(CarbonMonitorError):

@@ -37,17 +37,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from carbonmonitor.errors import CarbonMonitorError, ConfigError, did_you_mean
+from carbonmonitor.errors import ConfigError, StoreError, did_you_mean
 from carbonmonitor.records import Flag, RunResult
 
 APPLICATION_ID = 0x434D4D4C  # "CMML"
 BUSY_TIMEOUT_MS = 5000
 STATUSES = ("running", "completed", "failed", "interrupted")
 OFF = "off"
-
-
-class StoreError(CarbonMonitorError):
-    """The run store cannot be opened or read; the message names the file and the fix."""
 
 
 # -- schema --------------------------------------------------------------------------------

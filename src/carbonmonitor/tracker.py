@@ -148,6 +148,7 @@ class Tracker:
         self._owner_start: str | None = None
         self._plain_memo: dict[Any, Any] = {}  # see RunResult.to_dict
         self._gpu_sync = bool(opts.gpu_sync)  # read at every phase edge
+        self._flush_interval = float(opts.flush_interval)  # read at every tick
         # the same objects in every result of this run (so their JSON is made once)
         self._backends_seen = tuple(self._statuses)
         self._options_plain = self.options.to_dict()
@@ -283,7 +284,7 @@ class Tracker:
                 return
             now = self.clock.monotonic()
             self._read_all(now, record=True)
-            due = self.store is not None and now - self._last_flush >= self.options.flush_interval
+            due = self.store is not None and now - self._last_flush >= self._flush_interval
         if due:
             self._flush()
 
@@ -316,7 +317,7 @@ class Tracker:
                     busy[key][i] if busy[key][i] == busy[key][i] else None)  # NaN -> NULL
                    for i in range(max(0, self._flushed_samples - 1), len(times))
                    for key, values in series.items()]
-        return Batch(result, self.clock.wall(), self.options.flush_interval, self._owner_start,
+        return Batch(result, self.clock.wall(), self._flush_interval, self._owner_start,
                      samples, list(self._spans), upto=len(times), memo=self._plain_memo)
 
     def _write(self, batch: Batch, final: bool = False) -> bool:

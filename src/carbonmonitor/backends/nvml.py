@@ -44,6 +44,9 @@ _INIT_FIXES = {
         "NVIDIA GPU there is nothing to measure",  # LIBRARY_NOT_FOUND
     4: "run as a user allowed to open /dev/nvidia* (the video group on most distributions)",
 }
+# Until the probe has measured it: the slowest update period NVML's counter is known to have
+# (DESIGN.md: every ~10-100 ms), so a window's interval is never too narrow.
+DEFAULT_UPDATE_PERIOD_S = 0.1
 UPDATE_PROBE_S = 0.5  # longest time spent measuring the counter's update period
 SHORT_WINDOW_PERIODS = 10  # a window shorter than this many update periods is flagged
 
@@ -336,14 +339,14 @@ class NvmlBackend:
         seen (the value a read returns can be up to one period old)."""
         for gpu in self.gpus:
             if gpu.key == key and gpu.method == "counter":
-                period = gpu.update_period_s if gpu.update_period_s is not None else 0.1
+                period = gpu.update_period_s or DEFAULT_UPDATE_PERIOD_S
                 return period * gpu.max_w
         return 0.0
 
     def shortest_window_s(self, key: str) -> float:
         for gpu in self.gpus:
             if gpu.key == key and gpu.method == "counter":
-                return SHORT_WINDOW_PERIODS * (gpu.update_period_s or 0.1)
+                return SHORT_WINDOW_PERIODS * (gpu.update_period_s or DEFAULT_UPDATE_PERIOD_S)
         return 0.0
 
     @property

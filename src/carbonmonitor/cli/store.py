@@ -40,11 +40,10 @@ def _store(args: argparse.Namespace) -> Store:
     return open_store(args.db)
 
 
-def _selected(args: argparse.Namespace, limit: int | None) -> RunList:
+def _selected(args: argparse.Namespace, store: Store, limit: int | None) -> RunList:
     """The matching runs. A default store that does not exist yet simply holds no runs (a
     store named with --db that does not exist is an error: probably a typo)."""
     tags = [t for item in args.tag for t in item.split(",") if t.strip()]
-    store = _store(args)
     if args.db is None and not store.path.exists():
         print(f"no runs stored yet (the store {store.path} does not exist)", file=sys.stderr)
         return RunList()
@@ -72,14 +71,15 @@ def runs_command(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be a positive whole number; got {args.limit}")
     limit = None if args.all else (args.limit or 20)
-    found = _selected(args, None if limit is None else limit + 1)
+    store = _store(args)
+    found = _selected(args, store, None if limit is None else limit + 1)
     more = limit is not None and len(found) > limit
     shown = found[:limit] if limit is not None else found
     if args.json:
         print(json.dumps([r.to_dict() for r in shown], indent=2))
         return 0
     if not shown:
-        if _store(args).path.exists():
+        if store.path.exists():
             print("no runs match" if _filtered(args) else "no runs stored yet", file=sys.stderr)
         return 0
     header = ("RUN", "STARTED", "PROJECT", "NAME", "STATUS", "DURATION", "ENERGY", "CO2e",
@@ -155,7 +155,7 @@ def describe(result: RunResult) -> str:
 def export_command(args: argparse.Namespace) -> int:
     from carbonmonitor.export import write_csv, write_json
 
-    found = _selected(args, None)
+    found = _selected(args, _store(args), None)
     writer = write_csv if args.format == "csv" else write_json
     if args.output in (None, "-"):
         writer(found, sys.stdout)
