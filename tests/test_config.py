@@ -90,6 +90,25 @@ def test_pyproject_without_table_is_ignored_and_search_continues(tmp_path: Path)
     assert tracker(inner).options.country == "SE"
 
 
+@pytest.mark.parametrize("text", [
+    '[tool]\ncarbonmonitor = { country = "SE" }\n',
+    '[tool."carbonmonitor"]\ncountry = "SE"\n',
+    'tool.carbonmonitor.country = "SE"\n',
+])
+def test_every_toml_spelling_of_our_table_is_read(tmp_path: Path, text: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert tracker(tmp_path).options.country == "SE"
+
+
+def test_a_pyproject_that_cannot_hold_our_table_is_not_parsed(tmp_path: Path) -> None:
+    """Someone else's broken pyproject.toml (no carbonmonitor table in it) is not our error."""
+    (tmp_path / "pyproject.toml").write_text('[project.scripts]\ncarbonmonitor = "x:main"\n[[[')
+    assert find_config_files(tmp_path) == []
+    (tmp_path / "pyproject.toml").write_text("[tool.carbonmonitor]\n[[[")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        find_config_files(tmp_path)
+
+
 def test_cli_reads_config_and_reports_its_errors_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "carbonmonitor.toml").write_text('country = "Norway"\nbackend = "fake"\n')
     json_path = tmp_path / "r.json"

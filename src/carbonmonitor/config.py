@@ -16,6 +16,7 @@ Example ``carbonmonitor.toml``::
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,21 @@ def _options_from(table: dict[str, Any], path: Path) -> dict[str, Any]:
     return out
 
 
+# ``[tool.carbonmonitor]``, ``[tool."carbonmonitor"]``, ``tool.carbonmonitor.x = ...``; a bare
+# ``[tool]`` table could hold ``carbonmonitor = {...}``.
+_OUR_TABLE = re.compile(rb"""tool\s*\.\s*["']?carbonmonitor\b|^\s*\[\s*tool\s*\]""", re.M)
+
+
+def _mentions_us(path: Path) -> bool:
+    """Whether a pyproject.toml could hold our table: most do not, and parsing TOML (importing
+    the parser first) costs several ms of every tracker's start-up. An unreadable file is
+    parsed, so its error is reported."""
+    try:
+        return _OUR_TABLE.search(path.read_bytes()) is not None
+    except OSError:
+        return True
+
+
 def find_config_files(start: Path | None = None) -> list[ConfigFile]:
     """The nearest carbonmonitor.toml, then the nearest pyproject.toml with a
     ``[tool.carbonmonitor]`` table, searching upward from ``start`` (default: cwd)."""
@@ -84,7 +100,8 @@ def find_config_files(start: Path | None = None) -> list[ConfigFile]:
         if CONFIG_NAME not in found and (directory / CONFIG_NAME).is_file():
             path = directory / CONFIG_NAME
             found[CONFIG_NAME] = ConfigFile(path, _options_from(_load_toml(path), path))
-        if PYPROJECT not in found and (directory / PYPROJECT).is_file():
+        if PYPROJECT not in found and (directory / PYPROJECT).is_file() \
+                and _mentions_us(directory / PYPROJECT):
             path = directory / PYPROJECT
             table = _load_toml(path).get("tool", {}).get("carbonmonitor")
             if table is not None:

@@ -1,17 +1,14 @@
 """Run identity: name, tags, params, argv, host, git state, hardware, versions.
 
-Cheap parts are read at start; the git dirty check runs as a subprocess started at start and
+Cheap parts are read at start; the git dirty check runs as a subprocess started by the first
+write to the store (on the sampler thread, so starting git never delays ``start()``) and
 collected at stop, so a large repository never delays the user's program.
 """
 
 from __future__ import annotations
 
 import os
-import platform
-import socket
-import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +18,8 @@ from carbonmonitor._version import __version__
 from carbonmonitor.records import GitInfo, Hardware, RunIdentity
 
 if TYPE_CHECKING:
+    import subprocess
+
     from carbonmonitor.clock import Clock
     from carbonmonitor.options import Options
 
@@ -40,7 +39,8 @@ class _Pending:
     git_dir: Path | None
     git_commit: str | None
     git_branch: str | None
-    git_status: subprocess.Popen[str] | None
+    git_status: subprocess.Popen[str] | None = None
+    git_launched: bool = False
     git_dirty: bool | None = None
     git_done: bool = False
 
@@ -48,7 +48,7 @@ class _Pending:
 def new_run_id(epoch_s: float) -> str:
     """Sortable and unique: ``20261128-153012-1a2b3c4d``."""
     stamp = datetime.fromtimestamp(epoch_s, tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+    return f"{stamp}-{os.urandom(4).hex()}"  # the uuid module would import platform
 
 
 def find_git_dir(start: Path) -> Path | None:
@@ -87,34 +87,46 @@ def read_head(git_dir: Path) -> tuple[str | None, str | None]:
 def collect_identity(options: Options, clock: Clock, argv: tuple[str, ...] | None) -> _Pending:
     git_dir = find_git_dir(Path.cwd())
     commit = branch = None
-    status = None
     if git_dir is not None:
         try:
             commit, branch = read_head(git_dir)
         except OSError:
             pass
-        try:
-            status = subprocess.Popen(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=git_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                stdin=subprocess.DEVNULL, text=True)
-        except OSError:  # git not installed: dirty flag unknown
-            status = None
     return _Pending(new_run_id(clock.wall()), iso_utc(clock.wall()),
-                    tuple(sys.argv if argv is None else argv), git_dir, commit, branch, status)
+                    tuple(sys.argv if argv is None else argv), git_dir, commit, branch)
+
+
+def _launch_git_status(pending: _Pending) -> None:
+    """Start ``git status`` once; its answer is collected by :func:`_git_info`."""
+    import subprocess
+
+    pending.git_launched = True
+    if pending.git_dir is None:
+        return
+    try:
+        pending.git_status = subprocess.Popen(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=pending.git_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, text=True)
+    except OSError:  # git not installed: dirty flag unknown
+        pending.git_status = None
 
 
 def bare_pending(clock: Clock, argv: tuple[str, ...] | None) -> _Pending:
     """An identity with no git state, for when collecting one failed."""
     return _Pending(new_run_id(clock.wall()), iso_utc(clock.wall()),
-                    tuple(sys.argv if argv is None else argv), None, None, None, None)
+                    tuple(sys.argv if argv is None else argv), None, None, None)
 
 
 def _git_info(pending: _Pending, wait: bool = True) -> GitInfo | None:
     """The commit, branch and dirty flag. ``wait=False`` (provisional results) does not wait
     for ``git status``: the dirty flag is unknown until it has finished."""
+    import subprocess
+
     if pending.git_commit is None:
         return None
+    if not pending.git_launched:
+        _launch_git_status(pending)
     status = pending.git_status
     if not pending.git_done and status is not None and (wait or status.poll() is not None):
         try:
@@ -166,6 +178,9 @@ def package_versions() -> dict[str, str]:
 
 def finish_identity(pending: _Pending | None, options: Options, clock: Clock,
                     argv: tuple[str, ...] | None, wait: bool = True) -> RunIdentity:
+    import platform
+    import socket
+
     from carbonmonitor.data import table_versions
 
     if pending is None:  # collection failed at start: still give the run an identity

@@ -47,16 +47,26 @@ MEASURING_BUILTINS: tuple[str, ...] = ("rapl", "nvml")
 FALLBACK = "estimate"
 
 
-def builtin_factories() -> dict[str, BackendFactory]:
-    from carbonmonitor.backends.constant import ConstantFactory
-    from carbonmonitor.backends.estimate import EstimateFactory
-    from carbonmonitor.backends.fake import FakeFactory
-    from carbonmonitor.backends.nvml import NvmlFactory
-    from carbonmonitor.backends.rapl import RaplFactory
+# name -> (module, factory class): a module is imported only when its backend is wanted.
+BUILTINS: dict[str, tuple[str, str]] = {
+    "rapl": ("carbonmonitor.backends.rapl", "RaplFactory"),
+    "nvml": ("carbonmonitor.backends.nvml", "NvmlFactory"),
+    "estimate": ("carbonmonitor.backends.estimate", "EstimateFactory"),
+    "constant": ("carbonmonitor.backends.constant", "ConstantFactory"),
+    "fake": ("carbonmonitor.backends.fake", "FakeFactory"),
+}
 
-    factories: tuple[BackendFactory, ...] = (RaplFactory(), NvmlFactory(), EstimateFactory(),
-                                             ConstantFactory(), FakeFactory())
-    return {f.name: f for f in factories}
+
+def builtin_factory(name: str) -> BackendFactory:
+    import importlib
+
+    module, cls = BUILTINS[name]
+    factory: BackendFactory = getattr(importlib.import_module(module), cls)()
+    return factory
+
+
+def builtin_factories() -> dict[str, BackendFactory]:
+    return {name: builtin_factory(name) for name in BUILTINS}
 
 
 def plugin_factories() -> dict[str, BackendFactory]:
@@ -143,7 +153,6 @@ def select_backends(requested: Sequence[Any], context: ProbeContext) -> Selectio
     Setting ``constant_power`` or ``fake_trace`` puts that backend first when the user left
     ``backend`` at ``auto``: asking for watts is asking to use them.
     """
-    factories = builtin_factories()
     plugins: dict[str, BackendFactory] | None = None
     opts = context.options
     if opts.sources.get("backend") == "default":
@@ -166,13 +175,14 @@ def select_backends(requested: Sequence[Any], context: ProbeContext) -> Selectio
             if item in seen:
                 continue
             seen.add(item)
-            if item not in factories:
+            if item not in BUILTINS:
                 plugins = plugin_factories() if plugins is None else plugins
                 if item not in plugins:
-                    known = sorted({*factories, *plugins, "auto"})
+                    known = sorted({*BUILTINS, *plugins, "auto"})
                     raise ConfigError(f"unknown backend {item!r}.{did_you_mean(item, known)} "
                                       f"Known backends: {', '.join(known)}")
-            factory = factories.get(item) or plugins[item]  # type: ignore[index]
+            factory = (builtin_factory(item) if item in BUILTINS
+                       else plugins[item])  # type: ignore[index]
         elif hasattr(item, "read") or hasattr(item, "probe"):
             factory = item
         else:

@@ -8,7 +8,6 @@ tests can simulate unreadable files (PermissionError) without chmod.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,6 +228,8 @@ def _brand_string() -> str | None:
             return str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip()  # type: ignore[attr-defined]
         except OSError:
             return None
+    import platform
+
     return platform.processor() or None
 
 
