@@ -3,6 +3,7 @@
     python probe.py {carbonmonitor|codecarbon} start [--settle S --hold S] [--watch-threads S]
     python probe.py {carbonmonitor|codecarbon} edges [--count N]
     python probe.py {none|carbonmonitor|codecarbon} train [--steps N]
+    python probe.py {none|carbonmonitor|codecarbon} train-blocks [--pairs P --steps N]
 
 Standard library only (besides the tool measured, and torch for ``train``), so the figures are
 the tool's own. Prints one line ``@@RESULT {json}`` on stdout; the tools' own log lines may come
@@ -226,12 +227,8 @@ def probe_edges(tool: str, output_dir: str, count: int) -> dict[str, Any]:
     return out
 
 
-def probe_train(tool: str, output_dir: str, steps: int) -> dict[str, Any]:
-    """A small MLP on random data; wall time of ``steps`` optimiser steps, tracker running.
-
-    torch, the model and the data are set up before the tracker starts and the timed loop
-    covers only training, so the figure is the tracker's effect on throughput and nothing else.
-    """
+def training_step() -> Callable[[int], None]:
+    """One optimiser step of a small MLP on random data (set up here, outside any timing)."""
     import torch
 
     torch.set_num_threads(2)  # both cores, as a training job would: the sampler must compete
@@ -261,6 +258,18 @@ def probe_train(tool: str, output_dir: str, steps: int) -> dict[str, Any]:
 
     for i in range(20):  # warm-up: allocator, kernels' first-call paths
         step(i)
+    return step
+
+
+def probe_train(tool: str, output_dir: str, steps: int) -> dict[str, Any]:
+    """Wall time of ``steps`` optimiser steps, tracker running.
+
+    torch, the model and the data are set up before the tracker starts and the timed loop
+    covers only training, so the figure is the tracker's effect on throughput and nothing else.
+    """
+    import torch
+
+    step = training_step()
     tracker = None
     if tool != "none":
         do_import, construct = TOOLS[tool]
@@ -278,26 +287,74 @@ def probe_train(tool: str, output_dir: str, steps: int) -> dict[str, Any]:
     return out
 
 
+def probe_train_blocks(tool: str, output_dir: str, pairs: int, steps: int) -> dict[str, Any]:
+    """``pairs`` pairs of timed blocks of ``steps`` steps in one process, one block of each
+    pair untracked and the other tracked, the order alternating pair by pair (UT, TU, ...).
+
+    Comparing blocks seconds apart in the same process cancels what differs between processes
+    and what drifts over minutes on a shared machine; alternating the order cancels a trend
+    within a pair. Each tracked block gets a fresh tracker, started (and given 20 untimed steps
+    for its first store write) before the clock starts and stopped after it stops. With
+    ``none`` both blocks are untracked: the spread of that control is the method's resolution.
+    """
+    step = training_step()
+    tracker_cls = None if tool == "none" else TOOLS[tool][0]()
+    untracked: list[float] = []
+    tracked: list[float] = []
+    i = 0
+
+    def block(with_tracker: bool) -> float:
+        nonlocal i
+        tracker = None
+        if with_tracker and tracker_cls is not None:
+            tracker = TOOLS[tool][1](tracker_cls, output_dir)
+            tracker.start()
+        for _ in range(20):
+            step(i)
+            i += 1
+        started = time.perf_counter()
+        for _ in range(steps):
+            step(i)
+            i += 1
+        elapsed = time.perf_counter() - started
+        if tracker is not None:
+            tracker.stop()
+        return elapsed
+
+    block(False)  # untimed: the first block of a process runs slower (caches, clocks)
+    for n in range(pairs):
+        if n % 2 == 0:
+            untracked.append(block(False))
+            tracked.append(block(True))
+        else:
+            tracked.append(block(True))
+            untracked.append(block(False))
+    return {"steps": steps, "pairs": pairs, "untracked_s": untracked, "tracked_s": tracked}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("tool", choices=[*sorted(TOOLS), "none"])
-    parser.add_argument("mode", choices=["start", "edges", "train"])
+    parser.add_argument("mode", choices=["start", "edges", "train", "train-blocks"])
     parser.add_argument("--output-dir", default=".", help="CodeCarbon's output_dir")
     parser.add_argument("--settle", type=float, default=0.0)
     parser.add_argument("--hold", type=float, default=0.0)
     parser.add_argument("--watch-threads", type=float, default=0.0)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--pairs", type=int, default=12)
     args = parser.parse_args(argv)
-    if args.tool == "none" and args.mode != "train":
+    if args.tool == "none" and not args.mode.startswith("train"):
         parser.error("'none' (no tracker) is only for train")
     if args.mode == "start":
         result = probe_start(args.tool, args.output_dir, args.settle, args.hold,
                              args.watch_threads)
     elif args.mode == "edges":
         result = probe_edges(args.tool, args.output_dir, args.count)
-    else:
+    elif args.mode == "train":
         result = probe_train(args.tool, args.output_dir, args.steps)
+    else:
+        result = probe_train_blocks(args.tool, args.output_dir, args.pairs, args.steps)
     sys.stdout.write("@@RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
     return 0

@@ -13,8 +13,10 @@ run, at least 5 repeats each (3 with ``--quick``, a smoke test):
   (c) extra RSS of a started tracker, and its threads;
   (d) cost of one phase (enter + exit) and of one sample;
   (e) sampler CPU per hour at a 1 s interval (process CPU while the main thread sleeps);
-  (f) training-loop throughput overhead: a small torch model, no tracker / carbonmonitor /
-      CodeCarbon interleaved, each tracked run paired with the nearest untracked run.
+  (f) training-loop throughput overhead: a small torch model trained in pairs of short blocks
+      in one process, one block of each pair tracked, the order alternating; the overhead is
+      the median over all pairs with its 95 % confidence interval, and the same procedure with
+      no tracker in either block (the control) shows the method's resolution.
 
 Prints median [min-max] per tool, the ratio of medians and carbonmonitor's targets (PASS/MISS:
 informative, the exit status never depends on them), and writes everything, raw per-repeat
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import re
@@ -58,7 +61,8 @@ FIRST_USE = {CM: "import carbonmonitor; carbonmonitor.track",
 Raw = dict[str, dict[str, list[float]]]  # tool -> figure key -> one value per repeat
 # --quick: a smoke test in about a minute; its figures are not for quoting
 QUICK = {"repeats": 3, "import_runs": 5, "importtime_runs": 2, "settle": 0.5, "hold": 1.5,
-         "watch_threads": 0.5, "steps": 150, "phases": 1000, "cc_calls": 20}
+         "watch_threads": 0.5, "steps": 100, "pairs": 2, "train_processes": 1, "phases": 1000,
+         "cc_calls": 20}
 
 
 def say(message: str) -> None:
@@ -315,48 +319,42 @@ def measure_edges(pythons: dict[str, str], args: argparse.Namespace, ws: Workspa
 # -- (f) training-loop throughput -----------------------------------------------------------
 
 
-def training_order(tools: list[str], rounds: int) -> list[str]:
-    """``none A B none B A none ...``: every tracked run sits next to an untracked one, and
-    each tool is paired with the run before it as often as with the run after it."""
-    order = [NONE]
-    for i in range(rounds):
-        order += tools if i % 2 == 0 else tools[::-1]
-        order.append(NONE)
-    return order
-
-
-def nearest_baseline(order: list[str], index: int) -> int:
-    """Index of the untracked run closest to ``index`` (ties cannot happen in our order)."""
-    candidates = [j for j, tool in enumerate(order) if tool == NONE]
-    return min(candidates, key=lambda j: abs(j - index))
-
-
 def measure_training(pythons: dict[str, str], args: argparse.Namespace, ws: Workspace,
                      raw: Raw) -> dict[str, Any]:
-    order = training_order(list(pythons), args.repeats)
+    """Paired blocks (probe.py ``train-blocks``) in ``train_processes`` processes per tool,
+    the tools alternating; every pair gives one overhead, tracked vs untracked seconds apart."""
+    tools = [NONE, *pythons]
     runs: list[dict[str, Any]] = []
-    for n, tool in enumerate(order):
-        say(f"  training {n + 1}/{len(order)}: {tool} ({args.steps} steps)")
-        runs.append(probe(python_for(pythons, tool), tool, "train",
-                          ["--steps", str(args.steps)], ws))
-    pairs = []
-    for n, tool in enumerate(order):
-        add(raw, tool, "steps_per_s", runs[n]["steps_per_s"])
-        if tool != NONE:
-            b = nearest_baseline(order, n)
-            pairs.append((n, b))
-            # > 0: the tracked loop was slower than its untracked neighbour
-            add(raw, tool, "train_overhead_pct", slowdown_pct(runs[n], runs[b]))
-    # The same comparison between successive untracked runs: what the figure reads when
-    # nothing differs, i.e. how small an overhead this machine can resolve.
-    baselines = [run for tool, run in zip(order, runs, strict=True) if tool == NONE]
-    for earlier, later in zip(baselines, baselines[1:], strict=False):
-        add(raw, NONE, "noise_floor_pct", slowdown_pct(later, earlier))
-    return {"order": order, "runs": runs, "pairs": pairs}
+    for r in range(args.train_processes):
+        for tool in tools if r % 2 == 0 else tools[::-1]:
+            say(f"  training {r + 1}/{args.train_processes}: {tool} ({args.pairs} pairs of "
+                f"{args.steps}-step blocks)")
+            result = probe(python_for(pythons, tool), tool, "train-blocks",
+                           ["--pairs", str(args.pairs), "--steps", str(args.steps)], ws)
+            runs.append({"tool": tool, **result})
+            key = "noise_floor_pct" if tool == NONE else "train_overhead_pct"
+            for plain, watched in zip(result["untracked_s"], result["tracked_s"], strict=True):
+                # > 0: the tracked block was slower than the untracked block beside it
+                add(raw, tool, key, (watched / plain - 1) * 100)
+                add(raw, tool, "steps_per_s", result["steps"] / watched)
+    return {"runs": runs}
 
 
-def slowdown_pct(run: dict[str, Any], baseline: dict[str, Any]) -> float:
-    return (float(run["loop_s"]) / float(baseline["loop_s"]) - 1) * 100
+def median_ci(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free confidence interval of the median: the order statistics
+    ``x(k) .. x(n-k+1)`` with the largest k whose binomial(n, 1/2) coverage is >= ``level``;
+    None when n is too small for any k."""
+    n = len(values)
+    ordered = sorted(values)
+    best = None
+    for k in range(1, n // 2 + 1):
+        # P(k <= B <= n - k) for B ~ binomial(n, 1/2)
+        coverage = sum(math.comb(n, j) for j in range(k, n - k + 1)) / 2**n
+        if coverage >= level:
+            best = (ordered[k - 1], ordered[n - k])
+        else:
+            break
+    return best
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -382,6 +380,8 @@ class Row:
     ratio: bool = True  # False where cm/cc is no cost ratio (signed overheads, throughput)
     # raw["none"] key holding the same figure measured with nothing to find (its noise)
     noise_key: str | None = None
+    # the verdict comes from the 95 % confidence interval of the median, not the median alone
+    ci: bool = False
 
 
 ROWS = [
@@ -409,7 +409,7 @@ ROWS = [
         Target("< 0.05 %", 0.05)),
     Row("steps_per_s", "(f) training steps/s with the tracker", "1/s", 1, ratio=False),
     Row("train_overhead_pct", "(f) training throughput overhead", "%", 2,
-        Target("< 1 %", 1.0), ratio=False, noise_key="noise_floor_pct"),
+        Target("< 1 %", 1.0), ratio=False, ci=True),
 ]
 
 
@@ -439,7 +439,15 @@ def table(raw: Raw) -> tuple[list[str], list[dict[str, Any]]]:
         ratio = (cm_med / cc_med if row.ratio and cm_med is not None and cc_med
                  else None)
         verdict, target_txt = None, ""
-        if row.target is not None and cm_med is not None:
+        if row.target is not None and cm_med is not None and row.ci:
+            ci = median_ci(cm or [])
+            if ci is None or ci[0] < row.target.limit <= ci[1]:
+                verdict = "UNRESOLVED"  # the interval straddles the limit (or is unknown)
+            else:
+                verdict = "PASS" if ci[1] < row.target.limit else "MISS"
+            where = "" if ci is None else f" (95% CI {ci[0]:.2f}..{ci[1]:.2f})"
+            target_txt = f"{row.target.text} {verdict}{where}"
+        elif row.target is not None and cm_med is not None:
             verdict = "PASS" if cm_med < row.target.limit else "MISS"
             target_txt = f"{row.target.text} {verdict}"
             noise = raw.get(NONE, {}).get(row.noise_key or "")
@@ -503,8 +511,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hold", type=float, default=20.0,
                         help="CPU window in seconds (default 20: two store flushes of 10 s)")
     parser.add_argument("--watch-threads", type=float, default=3.0)
-    parser.add_argument("--steps", type=int, default=2500,
-                        help="training steps per run (default 2500, ~8 s here)")
+    parser.add_argument("--steps", type=int, default=500,
+                        help="training steps per timed block (default 500, ~1.5 s here)")
+    parser.add_argument("--pairs", type=int, default=12,
+                        help="(f) pairs of blocks per process (default 12)")
+    parser.add_argument("--train-processes", type=int, default=2,
+                        help="(f) processes per tool, tools alternating (default 2)")
     parser.add_argument("--phases", type=int, default=5000)
     parser.add_argument("--cc-calls", type=int, default=100,
                         help="CodeCarbon calls per (d) figure (default 100: each takes 1-20 ms)")
@@ -562,7 +574,8 @@ def main(argv: list[str]) -> int:
         report["start"] = timed("start", lambda: measure_start(pythons, args, ws, raw))
         say(f"(d) per-event cost ({args.repeats} processes per tool)")
         timed("edges", lambda: measure_edges(pythons, args, ws, raw))
-        say(f"(f) training throughput ({args.repeats} runs per tool, interleaved)")
+        say(f"(f) training throughput ({args.train_processes} processes per tool, "
+            f"{args.pairs} pairs of blocks each)")
         report["training"] = timed("training", lambda: measure_training(pythons, args, ws,
                                                                         raw))
     lines, rows = table(raw)
@@ -585,11 +598,17 @@ def print_report(report: dict[str, Any], lines: list[str]) -> None:
     base = report["raw"].get(NONE, {})
     if base.get("steps_per_s"):
         print(f"\n(f) without a tracker: {_cell(base['steps_per_s'], 1)} steps/s")
-    if base.get("noise_floor_pct"):
-        noise = [abs(v) for v in base["noise_floor_pct"]]
-        print(f"(f) noise floor, untracked run vs the previous untracked run: "
-              f"{_cell(base['noise_floor_pct'], 2)} % (median |difference| "
-              f"{statistics.median(noise):.2f} %): overheads smaller than this are not resolved")
+    for tool in (CM, CC, NONE):
+        pairs = report["raw"].get(tool, {}).get(
+            "noise_floor_pct" if tool == NONE else "train_overhead_pct")
+        if not pairs:
+            continue
+        ci = median_ci(pairs)
+        what = ("control, no tracker in either block" if tool == NONE
+                else f"{tool}, tracked vs untracked block")
+        ci_txt = "n/a (too few pairs)" if ci is None else f"{ci[0]:+.2f}..{ci[1]:+.2f} %"
+        print(f"(f) {what}: median {statistics.median(pairs):+.2f} % over {len(pairs)} pairs, "
+              f"95% CI of the median {ci_txt}")
     stored = report["start"].get(CM, {}).get("persisted_to", [])
     print(f"carbonmonitor run store: {'written' if all(stored) else 'NOT written'} "
           f"(store.py {'present' if report['store_module_present'] else 'absent'})")
