@@ -182,3 +182,62 @@ def test_gpu_utilisation_is_stored_beside_energy(nvml: Any, tmp_path: Any) -> No
     assert series.t_s == [float(i) for i in range(21)]
     assert series.utilisation_pct["gpu:0"] == [10.0] * 11 + [90.0] * 10
     assert series.energy_j["gpu:0"][-1] == pytest.approx(200 * 20, rel=0.005)
+
+
+# -- the uncertainty model (docs/uncertainty.md) --------------------------------------------
+
+
+def locked_bursts(seconds: float, burst_first: bool, high: float = 400.0, low: float = 60.0,
+                  period: float = 0.1, duty: float = 0.25) -> list[tuple[float, float]]:
+    """Idle until 0.1 s, then a load locked to the sensor's period: ``high`` for the slice the
+    sensor sees (``burst_first``) or for the rest of each period (the sensor sees ``low``)."""
+    steps = [(0.0, low)]
+    for k in range(1, round(seconds / period) + 1):
+        t = k * period
+        seen, unseen = (high, low) if burst_first else (low, high)
+        steps += [(t, seen), (t + duty * period, unseen)]
+    return steps
+
+
+@pytest.mark.parametrize("burst_first", [True, False])
+def test_a_bursty_load_aliased_by_partial_sampling_stays_inside_the_interval(
+        nvml: Any, burst_first: bool) -> None:
+    """An A100 sees 25 % of each 100 ms (Yang et al., SC'24). A load locked to that period is
+    misread by the hardware itself, up or down by a factor of 2-5; the sampling-duty term, from
+    the power at the start (idle) to the power limit, still contains the truth."""
+    fake, clock = nvml([FakeGpu(name="NVIDIA A100-SXM4-80GB", sample_duty=0.25,
+                                power=locked_bursts(20, burst_first), power_limit_mw=400_000,
+                                utilization=((0.0, 25.0, 10.0),))])
+    fig = by_domain(run(clock, 20))["gpu:0"]
+    truth = fake.true_energy_j(0, 0, 20)
+    assert abs(fig.energy_j / truth - 1) > 0.5  # the hardware's own reading is far off
+    assert fig.uncertainty.contains(truth)
+    assert fig.uncertainty.rule == "nvml-counter-v2"
+    assert "25%" in fig.detail
+
+
+def test_a_steady_load_gets_no_sampling_duty_term(nvml: Any) -> None:
+    """Near 100 % utilisation nothing alternates within a sensor period to alias: the interval
+    is calibration (+-5 %) and the two edges only."""
+    fake, clock = nvml([FakeGpu(name="NVIDIA H100 80GB HBM3", sample_duty=0.25, power=350.0,
+                                power_limit_mw=700_000, utilization=((0.0, 99.0, 40.0),))])
+    fig = by_domain(run(clock, 60))["gpu:0"]
+    truth = fake.true_energy_j(0, 0, 60)
+    assert fig.energy_j == pytest.approx(truth, rel=0.005)
+    assert fig.uncertainty.contains(truth)
+    edges = 2 * (0.001 + 0.1 * 350)
+    assert fig.uncertainty.high == pytest.approx(fig.energy_j * 1.05 + edges, rel=0.01)
+    assert fig.uncertainty.low == pytest.approx(fig.energy_j * 0.95 - edges, rel=0.01)
+
+
+def test_power_integration_widens_with_the_change_between_readings(nvml: Any) -> None:
+    """A sampled GPU's interval adds half the power step of each read interval (the trapezoid
+    cannot know when in the interval the change happened)."""
+    fake, clock = nvml([FakeGpu(energy_counter=False, power_average_s=0.0,
+                                power=[(0, 100.0), (10.5, 300.0)],
+                                utilization=((0.0, 100.0, 0.0),))])
+    fig = by_domain(run(clock, 20))["gpu:0"]
+    truth = fake.true_energy_j(0, 0, 20)
+    assert fig.uncertainty.rule == "nvml-power-v2"
+    assert fig.uncertainty.contains(truth)
+    assert fig.uncertainty.high - fig.energy_j >= 0.05 * fig.energy_j + 200 * 1.0 / 2

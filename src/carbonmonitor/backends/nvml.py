@@ -33,7 +33,7 @@ from typing import Any
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable, ConfigError
 from carbonmonitor.records import Flag
-from carbonmonitor.uncertainty import RELATIVE_BOUNDS, RULE_BY_METHOD
+from carbonmonitor.uncertainty import Bounds, Sensor
 
 FIX_INSTALL = 'pip install "carbonmonitor[nvidia]" (installs nvidia-ml-py)'
 # NVML error codes (nvml.h) that mean "no usable NVIDIA GPU here", with the fix for each.
@@ -49,6 +49,31 @@ _INIT_FIXES = {
 DEFAULT_UPDATE_PERIOD_S = 0.1
 UPDATE_PROBE_S = 0.5  # longest time spent measuring the counter's update period
 SHORT_WINDOW_PERIODS = 10  # a window shorter than this many update periods is flagged
+# docs/uncertainty.md. Calibration: NVML documents power readings as accurate to +-5 % of the
+# current draw (nvmlDeviceGetPowerUsage, NVML API reference); the energy counter integrates the
+# same sensor. Resolution: the counter counts whole mJ. Sampling duty: A100 and H100 sample
+# their power sensor ~25 % of the time (Yang et al., "Part-time Power Measurements: nvidia-smi's
+# Lack of Attention", SC'24); H200, H800, A800 and GH200 share those designs. Other GPUs are
+# taken as sampling all the time: nothing published says otherwise.
+COUNTER = Sensor("nvml-counter-v2", relative=0.05, resolution_j=0.001,
+                 update_s=DEFAULT_UPDATE_PERIOD_S)
+# Power readings: a 1 s average on Ampere and newer, one sample per 1/6-1 s on older GPUs (the
+# ones without the counter): one second of smearing at each window edge.
+POWER = Sensor("nvml-power-v2", relative=0.05, update_s=1.0, sampled=True)
+PARTIAL_DUTY = 0.25
+# NVML's utilisation covers the last 1/6-1 s: reading it more often (at phase edges) adds calls
+# and no information.
+UTILISATION_EVERY_S = 0.5
+_PARTIAL_DUTY_MODELS = ("A100", "A800", "H100", "H800", "H200", "GH200")
+
+
+def sensor_for(method: str, name: str) -> Sensor:
+    """The sensor description of one GPU: its method's, with the duty its model is known for."""
+    base = COUNTER if method == "counter" else POWER
+    if any(model in name.upper() for model in _PARTIAL_DUTY_MODELS):
+        return Sensor(base.rule, base.relative, base.absolute_w, base.resolution_j,
+                      base.update_s, PARTIAL_DUTY, base.sampled)
+    return base
 
 
 @dataclass
@@ -61,13 +86,14 @@ class Gpu:
     handle: Any
     method: str  # "counter" or "power-integration"
     shared_by: str = ""  # why its energy is shared with other jobs (MIG), if it is
-    base_mj: float = 0.0  # counter value at probe
-    last_mj: float = 0.0
-    offset_j: float = 0.0  # energy counted before the counter restarted
-    energy_j: float = 0.0  # power-integration accumulator
+    last_mj: float = 0.0  # the counter at the last read
     last_w: float | None = None
     last_t: float | None = None
-    max_w: float = 0.0
+    bounds: Bounds | None = None  # energy since probe and its interval (set by _start)
+    utilisation_pct: float | None = None  # at the last read; None: not reported
+    utilisation_t: float = float("-inf")
+    floor_w: float | None = None  # lowest power seen (at probe and per read interval)
+    ceiling_w: float | None = None  # the enforced power limit
     update_period_s: float | None = None
     lost_at: float | None = None
     resets: int = 0
@@ -208,9 +234,19 @@ def _mig_enabled(nvml: Any, handle: Any) -> bool:
 
 
 def _start(nvml: Any, gpu: Gpu, now: float) -> None:
-    """Choose the method: the energy counter if the GPU has one, else sampled power."""
+    """Choose the method: the energy counter if the GPU has one, else sampled power; note the
+    power now (the floor of the sampling-duty term) and the power limit (its ceiling)."""
     try:
-        gpu.base_mj = gpu.last_mj = float(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+        gpu.floor_w = nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
+    except nvml.NVMLError:
+        gpu.floor_w = None
+    try:
+        gpu.ceiling_w = nvml.nvmlDeviceGetEnforcedPowerLimit(gpu.handle) / 1000.0
+    except nvml.NVMLError:
+        gpu.ceiling_w = None
+    try:
+        gpu.last_mj = float(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+        gpu.last_t = now
     except nvml.NVMLError as err:
         if _code(err) != getattr(nvml, "NVML_ERROR_NOT_SUPPORTED", 3):
             raise BackendUnavailable(f"GPU {gpu.index}: NVML energy query failed ({err})",
@@ -223,6 +259,7 @@ def _start(nvml: Any, gpu: Gpu, now: float) -> None:
                                      f"power ({err2})", "nothing to measure on this GPU"
                                      ) from None
         gpu.last_t = now
+    gpu.bounds = Bounds(sensor_for(gpu.method, gpu.name))
 
 
 class NvmlBackend:
@@ -253,8 +290,11 @@ class NvmlBackend:
             how = ("NVML total-energy counter" if g.method == "counter"
                    else "NVML power readings integrated (trapezoid)")
             shared = "; MIG: whole GPU, shared" if g.shared_by else ""
-            out.append(Domain(g.key, "gpu", g.method, RULE_BY_METHOD[g.method],  # type: ignore
-                              f"{g.name} {g.uuid}; {how}{shared}"))
+            sensor = self._bounds(g).sensor
+            duty = (f"; sensor sees ~{sensor.duty:.0%} of the time (bursty loads widen the "
+                    "interval)" if sensor.duty < 1 else "")
+            out.append(Domain(g.key, "gpu", g.method, sensor.rule,  # type: ignore[arg-type]
+                              f"{g.name} {g.uuid}; {how}{shared}{duty}"))
         return tuple(out)
 
     def read(self, now_s: float) -> dict[str, Cumulative]:
@@ -267,45 +307,53 @@ class NvmlBackend:
                     except self._nvml.NVMLError as err:
                         gpu.lost_at = now_s
                         gpu.errors.append(str(err))
-                energy = gpu.energy_j if gpu.method == "power-integration" else (
-                    gpu.offset_j + (gpu.last_mj - gpu.base_mj) / 1000.0)
-                low, high = RELATIVE_BOUNDS[RULE_BY_METHOD[gpu.method]]
-                out[gpu.key] = Cumulative(energy, energy * low, energy * high)
+                out[gpu.key] = self._bounds(gpu).cumulative()
         return out
+
+    @staticmethod
+    def _bounds(gpu: Gpu) -> Bounds:
+        assert gpu.bounds is not None, "set when the GPU was started"
+        return gpu.bounds
 
     def _read_one(self, gpu: Gpu, now: float) -> None:
         nvml = self._nvml
+        # MIG mode reports no utilisation; phase edges between ticks reuse the last reading
+        if not gpu.shared_by and now - gpu.utilisation_t >= UTILISATION_EVERY_S:
+            gpu.utilisation_t = now
+            try:
+                gpu.utilisation_pct = float(nvml.nvmlDeviceGetUtilizationRates(gpu.handle).gpu)
+            except nvml.NVMLError:
+                gpu.utilisation_pct = None
+        dt = 0.0 if gpu.last_t is None else max(now - gpu.last_t, 0.0)
+        step_w = 0.0
         if gpu.method == "counter":
             mj = float(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
-            if mj < gpu.last_mj:  # the driver reloaded: the counter restarted from zero
-                gpu.offset_j += (gpu.last_mj - gpu.base_mj) / 1000.0
-                gpu.base_mj = 0.0
+            if mj < gpu.last_mj:  # the driver reloaded: what it counts now is since then
                 gpu.resets += 1
-            if gpu.last_t is not None and now > gpu.last_t:
-                gpu.max_w = max(gpu.max_w, (mj - gpu.last_mj) / 1000.0 / (now - gpu.last_t)
-                                if mj >= gpu.last_mj else 0.0)
-            gpu.last_mj, gpu.last_t = mj, now
+                energy = mj / 1000.0
+            else:
+                energy = (mj - gpu.last_mj) / 1000.0
+            gpu.last_mj = mj
+        else:
+            watts = nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
+            last = watts if gpu.last_w is None else gpu.last_w
+            energy, step_w = (watts + last) / 2.0 * dt, watts - last
+            gpu.last_w = watts
+        gpu.last_t = now
+        if dt <= 0:
             return
-        watts = nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
-        if gpu.last_t is not None and gpu.last_w is not None and now > gpu.last_t:
-            gpu.energy_j += (watts + gpu.last_w) / 2.0 * (now - gpu.last_t)
-        gpu.max_w = max(gpu.max_w, watts)
-        gpu.last_w, gpu.last_t = watts, now
+        seen_w = energy / dt
+        gpu.floor_w = seen_w if gpu.floor_w is None else min(gpu.floor_w, seen_w)
+        self._bounds(gpu).add(energy, dt, step_w=step_w, utilisation_pct=(
+            None if gpu.shared_by else gpu.utilisation_pct), floor_w=gpu.floor_w,
+            ceiling_w=gpu.ceiling_w)
 
     def utilisation(self) -> dict[str, float]:
-        """GPU utilisation (%, share of time a kernel ran) per GPU, as NVML reports it; none
-        for MIG GPUs (not reported in MIG mode) or lost ones."""
-        out = {}
+        """GPU utilisation (%, share of time a kernel ran) per GPU at the last read, as NVML
+        reports it; none for MIG GPUs (not reported in MIG mode) or lost ones."""
         with self._lock:
-            for gpu in self.gpus:
-                if gpu.lost_at is not None or gpu.shared_by:
-                    continue
-                try:
-                    out[gpu.key] = float(
-                        self._nvml.nvmlDeviceGetUtilizationRates(gpu.handle).gpu)
-                except self._nvml.NVMLError:
-                    continue
-        return out
+            return {gpu.key: gpu.utilisation_pct for gpu in self.gpus
+                    if gpu.lost_at is None and gpu.utilisation_pct is not None}
 
     def _measure_update_periods(self, gpus: list[Gpu]) -> None:
         """Poll each counter for up to UPDATE_PROBE_S and take the median time between changes.
@@ -335,12 +383,14 @@ class NvmlBackend:
             return
 
     def edge_uncertainty_j(self, key: str) -> float:
-        """Energy one window edge can miss: the counter's update period at the highest power
-        seen (the value a read returns can be up to one period old)."""
+        """Energy one window edge can miss: a quantum plus one update period (measured for the
+        counter; the averaging window for power readings) at the highest power seen."""
         for gpu in self.gpus:
-            if gpu.key == key and gpu.method == "counter":
-                period = gpu.update_period_s or DEFAULT_UPDATE_PERIOD_S
-                return period * gpu.max_w
+            if gpu.key == key:
+                bounds = self._bounds(gpu)
+                if gpu.method == "counter" and gpu.update_period_s:
+                    bounds.update_s = gpu.update_period_s
+                return bounds.edge_j()
         return 0.0
 
     def shortest_window_s(self, key: str) -> float:
