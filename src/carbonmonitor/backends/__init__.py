@@ -43,7 +43,7 @@ log = logging.getLogger("carbonmonitor")
 ENTRY_POINT_GROUP = "carbonmonitor.backends"
 # What "auto" tries, best first: measuring built-ins (GPU backends come next), then plugins,
 # then the model of last resort.
-MEASURING_BUILTINS: tuple[str, ...] = ("rapl", "nvml")
+MEASURING_BUILTINS: tuple[str, ...] = ("rapl", "nvml", "apple")
 FALLBACK = "estimate"
 
 
@@ -51,6 +51,7 @@ FALLBACK = "estimate"
 BUILTINS: dict[str, tuple[str, str]] = {
     "rapl": ("carbonmonitor.backends.rapl", "RaplFactory"),
     "nvml": ("carbonmonitor.backends.nvml", "NvmlFactory"),
+    "apple": ("carbonmonitor.backends.apple", "AppleFactory"),
     "estimate": ("carbonmonitor.backends.estimate", "EstimateFactory"),
     "constant": ("carbonmonitor.backends.constant", "ConstantFactory"),
     "fake": ("carbonmonitor.backends.fake", "FakeFactory"),
