@@ -28,6 +28,9 @@ class SystemClock:
     def wall(self) -> float:
         return time.time()
 
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
 
 class ManualClock:
     """A clock that moves only when told to. Thread-safe.
@@ -57,3 +60,7 @@ class ManualClock:
     def wall(self) -> float:
         with self._lock:
             return self._now + self._wall_offset
+
+    def sleep(self, seconds: float) -> None:
+        """What a wait means under a manual clock: the time passes at once."""
+        self.advance(seconds)

@@ -22,9 +22,15 @@ log = logging.getLogger("carbonmonitor")
 
 @dataclass
 class Window:
-    """Energy [point, low, high] per domain over one window, plus phase bookkeeping."""
+    """Energy [point, low, high] per domain over one window, plus phase bookkeeping.
+
+    With attribution on, ``pending`` holds each domain's energy since the last share update
+    and ``attributed`` the job's share of the energy before it (see :meth:`Meter.attribute`).
+    """
 
     energy: dict[str, list[float]] = field(default_factory=dict)
+    pending: dict[str, float] = field(default_factory=dict)
+    attributed: dict[str, float] = field(default_factory=dict)
     count: int = 0
     open: int = 0
     opened_at: float = 0.0
@@ -53,6 +59,13 @@ def _checked(values: Mapping[str, object], keys: Iterable[str]) -> dict[str, Cum
     return out
 
 
+def _safe_domains(backend: Backend) -> tuple[Domain, ...]:
+    try:
+        return tuple(backend.domains())
+    except Exception:  # a backend's own description failing must not lose its figures
+        return ()
+
+
 class Meter:
     """Backends and their domains, the last reading of each, failures and the time series."""
 
@@ -67,6 +80,7 @@ class Meter:
         # utilisation (%) per domain at each point, NaN where the backend reports none
         self.utilisation = {key: array("d") for key in domains}
         self._last: dict[str, Cumulative] = {}
+        self.attributing = False  # keep per-window pending energy for Meter.attribute
         self._keys = {id(b): [k for k, (owner, _) in domains.items() if owner is b]
                       for b in backends}
         # utilisation() is optional, not part of the Backend protocol
@@ -97,6 +111,9 @@ class Meter:
                 delta = cur
             for window in windows:
                 window.add(key, delta)
+            if self.attributing:
+                for window in windows:
+                    window.pending[key] = window.pending.get(key, 0.0) + delta.energy_j
         if record:
             run = windows[0].energy
             busy = self._utilisation()
@@ -110,6 +127,18 @@ class Meter:
             for key, series in self.series.items():
                 series.append(run.get(key, [0.0])[0])
                 self.utilisation[key].append(busy.get(key, math.nan))
+
+    def read_cumulative(self, now: float) -> dict[str, float]:
+        """Each domain's cumulative energy now, outside the run's accounting (the idle
+        baseline is measured this way before the run); a failing backend is left out."""
+        out: dict[str, float] = {}
+        for backend in self.backends:
+            try:
+                for key, value in _checked(backend.read(now), self._keys[id(backend)]).items():
+                    out[key] = value.energy_j
+            except Exception:
+                continue
+        return out
 
     def _utilisation(self) -> dict[str, float]:
         """Utilisation (%) per domain from backends that report it (``utilisation()``); a
@@ -146,10 +175,35 @@ class Meter:
             out.extend(getattr(backend, "flags", ()))
         return out
 
-    def figures(self, window: Window, duration_s: float) -> tuple[EnergyFigure, ...]:
+    @staticmethod
+    def attribute(windows: Iterable[Window], shares: Mapping[str, float]) -> None:
+        """Give each window's pending energy (drawn since the last update) the shares of that
+        period, and start a new period."""
+        for window in windows:
+            for key, joules in window.pending.items():
+                window.attributed[key] = (window.attributed.get(key, 0.0)
+                                          + joules * shares.get(key, 1.0))
+            window.pending.clear()
+
+    def figures(self, window: Window, duration_s: float,
+                shares: Mapping[str, float] | None = None,
+                idle_w: Mapping[str, float] | None = None) -> tuple[EnergyFigure, ...]:
+        """The window's figures. ``shares`` (attribution on): the current share of each domain,
+        applied to the energy not yet attributed; ``idle_w``: the idle baseline per domain."""
         out = []
+        # a backend can change a domain's method during a run (amdsmi rejecting a counter)
+        current = {(id(b), d.key): d for b in self.backends for d in _safe_domains(b)}
         for key, (backend, domain) in self.domains.items():
+            domain = current.get((id(backend), key), domain)
             e, lo, hi = window.energy.get(key, (0.0, 0.0, 0.0))
+            attributed = idle = None
+            if shares is not None and self.attributing:
+                attributed = min(window.attributed.get(key, 0.0) + window.pending.get(key, 0.0)
+                                 * shares.get(key, 1.0), e)
+            elif shares is not None:  # one share for the whole run ('machine': 1)
+                attributed = e * shares.get(key, 1.0)
+            if idle_w is not None and key in idle_w:
+                idle = min(idle_w[key] * duration_s, e)
             edge = getattr(backend, "edge_uncertainty_j", None)
             if edge is not None:
                 # a counter read can be up to one update old at each of the window's two edges
@@ -162,7 +216,7 @@ class Meter:
                 domain=key, device=domain.device, backend=backend.name, method=domain.method,
                 energy_j=e, duration_s=duration_s,
                 uncertainty=Uncertainty(min(lo, e), max(hi, e), domain.rule),
-                detail=domain.detail))
+                detail=domain.detail, attributed_j=attributed, idle_j=idle))
         return tuple(out)
 
     def close(self) -> None:

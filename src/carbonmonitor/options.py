@@ -195,6 +195,36 @@ def _watts(value: Any, name: str) -> dict[str, float] | None:
     return out
 
 
+ATTRIBUTION_POLICIES = ("process", "machine")
+
+
+def _attribution(value: Any, name: str) -> str:
+    text = str(value).strip().lower()
+    if text not in ATTRIBUTION_POLICIES:
+        raise ConfigError(f"{name} must be 'process' (the job's share of each device) or "
+                          f"'machine' (all of it is the job's); got {value!r}."
+                          f"{did_you_mean(text, ATTRIBUTION_POLICIES)}")
+    return text
+
+
+MAX_IDLE_MEASURE_S = 600.0
+
+
+def _idle_seconds(value: Any, name: str) -> float:
+    """0 (off) or a number of seconds to measure idle power before the run."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds (0: no measured baseline); "
+                          f"got {value!r}") from None
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_IDLE_MEASURE_S:
+        raise ConfigError(f"{name} must be between 0 (off) and {MAX_IDLE_MEASURE_S:g} s; got "
+                          f"{value!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     name: str
@@ -224,10 +254,17 @@ SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("backend", _backends, ("auto",), "backends by name, comma-separated, or 'auto'"),
     OptionSpec("constant_power", _watts, None, "watts per device for 'constant': cpu=65,gpu=250"),
     OptionSpec("fake_trace", _file, None, "CSV trace (t_s,domain,power_w) for the 'fake' backend"),
-    OptionSpec("gpus", _gpus, None, "GPUs to measure: NVML indices or UUIDs, comma-separated, "
-               "or 'all' (default: those CUDA_VISIBLE_DEVICES shows)"),
+    OptionSpec("gpus", _gpus, None, "GPUs to measure: indices or UUIDs (NVML's; AMD SMI's or "
+               "ROCr GPU- UUIDs), comma-separated, or 'all' (default: those "
+               "CUDA_/ROCR_/HIP_VISIBLE_DEVICES show)"),
     OptionSpec("gpu_sync", _bool, False, "wait for queued GPU work (torch, CuPy) at phase edges, "
                "so a phase gets the GPU energy of the work launched inside it"),
+    OptionSpec("attribution", _attribution, "process", "how device energy is shared out: "
+               "'process' (the job's CPU-time, RSS and GPU-utilisation share) or 'machine'"),
+    OptionSpec("idle_power", _watts, None, "idle baseline in watts per device or domain "
+               "(cpu=12,memory=3,gpu=55): energy above it is dynamic"),
+    OptionSpec("idle_measure_s", _idle_seconds, 0.0, "measure the idle baseline for this many "
+               "seconds before the run starts (0: off); start() waits that long"),
     OptionSpec("interval", _seconds, DEFAULT_INTERVAL_S, "seconds between samples"),
     OptionSpec("flush_interval", _seconds, DEFAULT_FLUSH_INTERVAL_S,
                "seconds between store writes"),

@@ -62,7 +62,10 @@ class Flag:
 class EnergyFigure:
     """Energy of one device/domain over a window, with how it was obtained.
 
-    ``scope`` is ``"machine"``: what the hardware drew, not this process's share.
+    ``energy_j`` (``scope: "machine"``) is what the hardware drew. ``attributed_j`` is this
+    job's share of it under the run's attribution policy (None when not attributed), and
+    ``idle_j`` the part an idle baseline accounts for (None without a baseline); see
+    docs/attribution.md.
     """
 
     domain: str
@@ -74,10 +77,24 @@ class EnergyFigure:
     uncertainty: Uncertainty
     scope: str = "machine"
     detail: str = ""
+    attributed_j: float | None = None
+    idle_j: float | None = None
 
     @property
     def energy_kwh(self) -> float:
         return self.energy_j / JOULES_PER_KWH
+
+    @property
+    def share(self) -> float | None:
+        """The job's share of this energy (attributed / device), None when not attributed."""
+        if self.attributed_j is None:
+            return None
+        return self.attributed_j / self.energy_j if self.energy_j > 0 else 1.0
+
+    @property
+    def dynamic_j(self) -> float | None:
+        """Energy above the idle baseline, None without a baseline."""
+        return None if self.idle_j is None else max(self.energy_j - self.idle_j, 0.0)
 
     @property
     def mean_power_w(self) -> float:
@@ -229,6 +246,23 @@ class BackendStatus:
 
 
 @dataclass(frozen=True)
+class Attribution:
+    """How a run's device energy was shared out to the job (docs/attribution.md).
+
+    Attributes:
+        policy: ``"process"`` (CPU by CPU-time share of the process tree, memory by RSS share,
+            GPUs by per-process utilisation share) or ``"machine"`` (everything is the job's).
+        idle: where the idle baseline came from (``"measured 5 s before the run"``,
+            ``"given (idle_power)"``), ``""`` without one.
+        notes: what a reader must know (a share that could not be measured, and what was used).
+    """
+
+    policy: str
+    idle: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What ``Tracker.stop()`` returns: the whole measured and accounted run."""
 
@@ -247,10 +281,22 @@ class RunResult:
     options: dict[str, Any]
     sample_count: int = 0
     exit_code: int | None = None
+    attribution: Attribution | None = None
 
     @property
     def energy_j(self) -> float:
         return sum(f.energy_j for f in self.energy)
+
+    @property
+    def attributed_j(self) -> float:
+        """This job's share of the energy (device energy where a figure is not attributed)."""
+        return sum(f.energy_j if f.attributed_j is None else f.attributed_j for f in self.energy)
+
+    @property
+    def attributed_co2e_g(self) -> float:
+        """CO2e of the attributed energy (same PUE and intensity as the run's)."""
+        total = self.energy_j
+        return self.emissions.co2e_g * self.attributed_j / total if total > 0 else 0.0
 
     @property
     def energy_kwh(self) -> float:
@@ -319,10 +365,11 @@ def sum_uncertainty(figures: tuple[EnergyFigure, ...] | list[EnergyFigure]) -> U
 
 # Derived read-only properties exported by to_dict(), per record type.
 _DERIVED: dict[type, tuple[str, ...]] = {
-    EnergyFigure: ("energy_kwh", "mean_power_w"),
+    EnergyFigure: ("energy_kwh", "mean_power_w", "share", "dynamic_j"),
     PhaseResult: ("energy_j", "energy_kwh", "uncertainty"),
     Emissions: ("co2e_kg",),
-    RunResult: ("energy_j", "energy_kwh", "mean_power_w", "energy_uncertainty"),
+    RunResult: ("energy_j", "energy_kwh", "mean_power_w", "energy_uncertainty", "attributed_j",
+                "attributed_co2e_g"),
 }
 
 

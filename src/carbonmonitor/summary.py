@@ -32,6 +32,27 @@ def _figure_row(fig: EnergyFigure, width: int, total_j: float) -> str:
             f"{fig.mean_power_w:7.1f} W  {fig.method:<17} {fig.detail}")
 
 
+def _attribution_lines(result: RunResult) -> list[str]:
+    """The job's share (and the policy that gave it), the idle baseline, and their notes."""
+    how = result.attribution
+    if how is None:  # a result stored before attribution existed
+        return []
+    total = result.energy_j
+    shares = ", ".join(f"{f.domain} {f.share:.0%}" for f in result.energy if f.share is not None)
+    lines = [f"Job's    {energy_text(result.attributed_j, total)}  "
+             f"({mass_text(result.attributed_co2e_g)} CO2e; attribution: {how.policy}"
+             + (f": {shares}" if how.policy == "process" and shares else "") + ")"]
+    idle = [f for f in result.energy if f.idle_j is not None]
+    if idle:
+        idle_j = sum(f.idle_j or 0.0 for f in idle)
+        dynamic_j = sum(f.dynamic_j or 0.0 for f in idle)
+        lines.append(f"Idle     {energy_text(idle_j, total)}, dynamic "
+                     f"{energy_text(dynamic_j, total)} of {', '.join(f.domain for f in idle)} "
+                     f"(baseline {how.idle})")
+    lines.extend(f"  note: {note}" for note in how.notes)
+    return lines
+
+
 def format_summary(result: RunResult) -> str:
     """A multi-line summary, the one printed by ``carbonmonitor run``.
 
@@ -51,6 +72,7 @@ def format_summary(result: RunResult) -> str:
         f"{_interval(result.energy_uncertainty, result.energy_j)}  "
         f"mean {result.mean_power_w:.1f} W  (scope: machine)",
         *(_figure_row(f, width, result.energy_j) for f in result.energy),
+        *_attribution_lines(result),
         f"CO2e    {mass_text(em.co2e_g)}  {_interval(em.uncertainty, em.co2e_g, mass=True)}  = "
         f"{em.energy_kwh * 1000:.4g} Wh x PUE {pue_text(em.pue)} x "
         f"{em.intensity_g_per_kwh:g} g/kWh",

@@ -32,6 +32,7 @@ from carbonmonitor.clock import Clock, ManualClock, SystemClock
 from carbonmonitor.errors import ConfigError
 from carbonmonitor.meter import Meter, Window
 from carbonmonitor.records import (
+    Attribution,
     BackendStatus,
     Flag,
     PhaseResult,
@@ -148,6 +149,12 @@ class Tracker:
         self._owner_start: str | None = None
         self._plain_memo: dict[Any, Any] = {}  # see RunResult.to_dict
         self._gpu_sync = bool(opts.gpu_sync)  # read at every phase edge
+        # attribution (docs/attribution.md): started with the run; None under 'machine'
+        self._attributor: Any = None
+        self._policy: str = opts.attribution
+        self._shares_at = 0.0
+        self._share_every = 0.0
+        self._idle_w, self._idle_source = self._given_idle()
         self._flush_interval = float(opts.flush_interval)  # read at every tick
         # the same objects in every result of this run (so their JSON is made once)
         self._backends_seen = tuple(self._statuses)
@@ -177,8 +184,13 @@ class Tracker:
                 from carbonmonitor.identity import bare_pending
 
                 self._identity = bare_pending(self.clock, self._argv)
+            if self.options.idle_measure_s > 0:
+                _guard(self._measure_idle, None)
             self._t_start = self._t_last = self._last_flush = self.clock.monotonic()
             self._run.opened_at = self._t_start
+            if self._policy == "process":
+                _guard(self._start_attribution, None)
+            self._shares_at = self._t_start
             self._read_all(self._t_start, record=True)
         # A tracker never stopped (a script that forgot stop(), sys.exit in the middle) is
         # stopped at interpreter exit, and one dropped while running when it is collected, so
@@ -223,6 +235,8 @@ class Tracker:
         with self._lock:
             now = max(self.clock.monotonic(), self._t_last)
             _guard(lambda: self._read_all(now, record=True), None)
+            if self._attributor is not None:
+                self._update_shares(now)
             for path, window in self._phases.items():
                 if window.open:
                     window.duration_s += now - window.opened_at
@@ -284,6 +298,8 @@ class Tracker:
                 return
             now = self.clock.monotonic()
             self._read_all(now, record=True)
+            if self._attributor is not None and now - self._shares_at >= self._share_every:
+                self._update_shares(now)
             due = self.store is not None and now - self._last_flush >= self._flush_interval
         if due:
             self._flush()
@@ -437,6 +453,79 @@ class Tracker:
                                 closed - self._t_start))
             self._span_seq += 1
 
+    # -- attribution and idle baseline (docs/attribution.md) -------------------------------
+
+    def _start_attribution(self) -> None:
+        """Start measuring the job's shares ('process' policy); when that is impossible here,
+        the run goes on under 'machine' and says why (lock held)."""
+        from carbonmonitor.attribution import SHARE_EVERY_S, Attributor, ProcessTree
+        from carbonmonitor.backends.host import ProcHost
+
+        kinds = {key: domain.device for key, (_, domain) in self._meter.domains.items()}
+        reporters = [b for b in self._meter.backends
+                     if callable(getattr(b, "process_shares", None))]
+        try:
+            self._attributor = Attributor(kinds, reporters, ProcessTree(clock=self.clock),
+                                          ProcHost(Path(self.options.procfs_root)))
+        except Exception as err:
+            self._policy = "machine"
+            self._flags.append(Flag(
+                "attribution-unavailable", f"this job's share of each device could not be "
+                f"measured ({err}); all device energy is attributed to it",
+                "attribution needs Linux procfs (procfs_root=); set attribution='machine' "
+                "to attribute everything on purpose"))
+            return
+        self._meter.attributing = True
+        self._share_every = SHARE_EVERY_S
+
+    def _update_shares(self, now: float) -> None:
+        """New shares for the energy drawn since the last update (lock held)."""
+        try:
+            shares = self._attributor.update()
+        except Exception:
+            self._warn_once("attribution", "carbonmonitor: reading the process tree's shares "
+                            "failed; the previous shares are used", exc_info=True)
+            shares = dict(self._attributor.shares)
+        self._shares_at = now
+        Meter.attribute([self._run, *self._phases.values()], shares)
+
+    def _given_idle(self) -> tuple[dict[str, float] | None, str]:
+        """The ``idle_power`` option per domain: a domain key, else its device kind."""
+        given = self.options.idle_power
+        if not given:
+            return None, ""
+        out = {}
+        for key, (_, domain) in self._meter.domains.items():
+            watts = given.get(key, given.get(domain.device))
+            if watts is not None:
+                out[key] = float(watts)
+        unknown = sorted(set(given) - set(out) - {d.device for _, d in
+                                                    self._meter.domains.values()})
+        if unknown:
+            self._flags.append(Flag("idle-power-unused", f"idle_power names {', '.join(unknown)}"
+                                    ", which this run does not measure; ignored",
+                                    "use domain keys or device kinds the run measures (see "
+                                    "`carbonmonitor devices`)"))
+        return out, "given (idle_power)"
+
+    def _measure_idle(self) -> None:
+        """Mean power per domain while the program waits in start(), before the run (lock
+        held); domains with a given idle_power keep it."""
+        sleep = getattr(self.clock, "sleep", None) or __import__("time").sleep
+        seconds = float(self.options.idle_measure_s)
+        t0 = self.clock.monotonic()
+        first = self._meter.read_cumulative(t0)
+        sleep(seconds)
+        t1 = self.clock.monotonic()
+        last = self._meter.read_cumulative(t1)
+        measured = {key: (last[key] - first[key]) / (t1 - t0) for key in first
+                    if key in last and t1 > t0}
+        given = self._idle_w or {}
+        self._idle_w = {**measured, **given}
+        where = f"measured over {seconds:g} s before the run"
+        self._idle_source = f"{where}; given (idle_power) for {', '.join(sorted(given))}" \
+            if given else where
+
     def _read_all(self, now: float, record: bool = False) -> None:
         """Read every backend at ``now`` into the run and the open phases (lock held). Only
         sampler ticks, start and stop add a point to the time series, not phase edges."""
@@ -476,11 +565,14 @@ class Tracker:
         from carbonmonitor.identity import finish_identity, iso_utc
 
         duration = now - self._t_start
-        energy = self._meter.figures(self._run, duration)
+        shares = (self._attributor.shares if self._attributor is not None
+                  else dict.fromkeys(self._meter.domains, 1.0))
+        energy = self._meter.figures(self._run, duration, shares, self._idle_w)
         phases = []
         for path, w in self._phases.items():
             spent = w.duration_s + (now - w.opened_at if w.open else 0.0)
-            phases.append(PhaseResult(path, w.count, spent, self._meter.figures(w, spent)))
+            phases.append(PhaseResult(path, w.count, spent,
+                                      self._meter.figures(w, spent, shares, self._idle_w)))
         flags = [*self.intensity.flags, *self._meter.flags(), *self._flags,
                  *self._short_windows(duration, phases)]
         if self.pue.kind == "local-default":
@@ -503,7 +595,9 @@ class Tracker:
             backends=self._backends_seen, flags=tuple(flags),
             options=self._options_plain if provisional else self.options.to_dict(),
             sample_count=len(self._meter.series_t),
-            exit_code=exit_code)
+            exit_code=exit_code,
+            attribution=Attribution(self._policy, self._idle_source, tuple(
+                self._attributor.final_notes() if self._attributor is not None else ())))
 
     def _short_windows(self, duration: float, phases: list[PhaseResult]) -> list[Flag]:
         """A flag naming the run or phases too short for a counter's update period: their

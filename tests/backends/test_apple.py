@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fakes.fake_apple import FakeAppleSilicon, FakeChip, mac
+from runs import by_domain
 
 from carbonmonitor import ConfigError, ManualClock, Tracker
 from carbonmonitor.backends.apple import AppleFactory, host_platform
@@ -51,10 +52,6 @@ def run(clock: ManualClock, seconds: int, backend: list[Any] | None = None,
 
 def truth(fake: FakeAppleSilicon, key: str, t0: float, t1: float) -> float:
     return sum(fake.true_energy_j(f, t0, t1) for f in FIELDS[key] if f in fake.chip.power)
-
-
-def by_domain(result: RunResult) -> dict[str, Any]:
-    return {f.domain: f for f in result.energy}
 
 
 def probe(platform: Callable[[], tuple[str, str]]) -> BackendUnavailable:

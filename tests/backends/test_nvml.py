@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fakes.fake_nvml import FakeGpu, FakeNvml, fake_uuid
+from runs import by_domain, run_for
 
 from carbonmonitor import ManualClock, Tracker
 from carbonmonitor.errors import ConfigError
@@ -49,19 +50,7 @@ def run(clock: ManualClock, seconds: float, tick_s: float = 1.0, environ: dict[s
         = None, **options: Any) -> RunResult:
     tracker = Tracker(backend="nvml", clock=clock, sampling="manual", quiet=True, db="off",
                       environ=environ or {}, **options)
-    tracker.start()
-    elapsed = 0.0
-    while elapsed + tick_s <= seconds + 1e-9:
-        clock.advance(tick_s)
-        elapsed += tick_s
-        tracker.tick()
-    if seconds > elapsed:
-        clock.advance(seconds - elapsed)
-    return tracker.stop()
-
-
-def by_domain(result: RunResult) -> dict[str, Any]:
-    return {f.domain: f for f in result.energy}
+    return run_for(tracker, clock, seconds, tick_s)
 
 
 def test_counters_of_two_gpus_match_the_true_energy(nvml: Any) -> None:

@@ -35,7 +35,7 @@ CASES = {
     "unknown-country": Bad("country", "Narnia", "ISO 3166"),
     "pue-below-1": Bad("pue", "0.5", ">= 1.0"),
     "negative-interval": Bad("interval", "-1", "positive number of seconds"),
-    "unknown-backend": Bad("backend", "nope", "Known backends: auto"),
+    "unknown-backend": Bad("backend", "nope", "Known backends: amdsmi, apple, auto"),
     "misspelled-option": Bad("contry", "DE", "Did you mean"),
 }
 IDS = list(CASES)

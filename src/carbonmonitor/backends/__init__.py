@@ -1,7 +1,7 @@
 """Measurement backends and how a run picks them.
 
 Priority order for ``backend="auto"`` (counters first, then integrated power, then models):
-measured built-ins (``rapl``; ``nvml``, ``amdsmi``, ``apple`` as they are added), then third-party
+measured built-ins (``rapl``, ``nvml``, ``amdsmi``, ``apple``, ``hwmon``), then third-party
 backends from the ``carbonmonitor.backends`` entry-point group, then ``estimate``. ``constant``
 and ``fake`` run only when named. For each device kind (cpu, memory, gpu ...) the first backend
 that covers it wins, so ``backend="constant,estimate"`` with ``constant_power="cpu=65"`` takes
@@ -43,7 +43,7 @@ log = logging.getLogger("carbonmonitor")
 ENTRY_POINT_GROUP = "carbonmonitor.backends"
 # What "auto" tries, best first: measuring built-ins (GPU backends come next), then plugins,
 # then the model of last resort.
-MEASURING_BUILTINS: tuple[str, ...] = ("rapl", "nvml", "apple")
+MEASURING_BUILTINS: tuple[str, ...] = ("rapl", "nvml", "amdsmi", "apple", "hwmon")
 FALLBACK = "estimate"
 
 
@@ -51,7 +51,9 @@ FALLBACK = "estimate"
 BUILTINS: dict[str, tuple[str, str]] = {
     "rapl": ("carbonmonitor.backends.rapl", "RaplFactory"),
     "nvml": ("carbonmonitor.backends.nvml", "NvmlFactory"),
+    "amdsmi": ("carbonmonitor.backends.amdsmi", "AmdsmiFactory"),
     "apple": ("carbonmonitor.backends.apple", "AppleFactory"),
+    "hwmon": ("carbonmonitor.backends.hwmon", "HwmonFactory"),
     "estimate": ("carbonmonitor.backends.estimate", "EstimateFactory"),
     "constant": ("carbonmonitor.backends.constant", "ConstantFactory"),
     "fake": ("carbonmonitor.backends.fake", "FakeFactory"),

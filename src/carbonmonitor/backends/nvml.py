@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,7 @@ class Gpu:
     floor_w: float | None = None  # lowest power seen (at probe and per read interval)
     ceiling_w: float | None = None  # the enforced power limit
     update_period_s: float | None = None
+    process_since_us: int = 0  # newest per-process utilisation sample seen (attribution)
     lost_at: float | None = None
     resets: int = 0
     errors: list[str] = field(default_factory=list)
@@ -275,6 +276,8 @@ class NvmlBackend:
         self._clock = clock
         self._lock = threading.Lock()
         self._opened_at = clock.monotonic()
+        for gpu in gpus:  # per-process samples from before the run are not the run's
+            gpu.process_since_us = int(clock.wall() * 1e6)
         self._prober: threading.Thread | None = None
         self._closing = threading.Event()
         counters = [g for g in gpus if g.method == "counter"]
@@ -354,6 +357,26 @@ class NvmlBackend:
         with self._lock:
             return {gpu.key: gpu.utilisation_pct for gpu in self.gpus
                     if gpu.lost_at is None and gpu.utilisation_pct is not None}
+
+    def process_shares(self, pids: Collection[int]) -> dict[str, float | None]:
+        """Each GPU's share used by ``pids`` since the last call, from NVML's per-process
+        utilisation samples (None: no sample, or not supported, e.g. in MIG mode). Called at
+        a low rate by the attribution (it takes a driver lock), never on a tick."""
+        from carbonmonitor.attribution import gpu_process_samples, gpu_share, last_seen_us
+
+        out: dict[str, float | None] = {}
+        with self._lock:
+            for gpu in self.gpus:
+                if gpu.lost_at is not None:
+                    continue
+                try:
+                    samples = gpu_process_samples(self._nvml, gpu.handle, gpu.process_since_us)
+                except self._nvml.NVMLError:
+                    out[gpu.key] = None
+                    continue
+                gpu.process_since_us = last_seen_us(samples, gpu.process_since_us)
+                out[gpu.key] = gpu_share(samples, pids)
+        return out
 
     def _measure_update_periods(self, gpus: list[Gpu]) -> None:
         """Poll each counter for up to UPDATE_PROBE_S and take the median time between changes.
