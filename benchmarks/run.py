@@ -113,6 +113,17 @@ def codecarbon_venv_ok(python: Path) -> bool:
             and have.get("torch", "").split("+")[0] == "2.13.0")
 
 
+def compile_bytecode(python: str) -> None:
+    """Compile carbonmonitor's modules, as ``pip install`` does for a regular install: an
+    editable install run with PYTHONDONTWRITEBYTECODE=1 would otherwise compile new modules
+    from source at every import and time that instead."""
+    where = subprocess.run([python, "-c", "import carbonmonitor, os; "
+                            "print(os.path.dirname(carbonmonitor.__file__))"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([python, "-m", "compileall", "-q", where], check=True,
+                   env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+
+
 def ensure_codecarbon(base_python: str) -> Path:
     """The CodeCarbon venv, built from the same base interpreter as carbonmonitor's."""
     python = venv_python(CC_VENV)
@@ -533,6 +544,7 @@ def main(argv: list[str]) -> int:
         sys.exit(f"{args.python} not found: run `python3 dev.py test` once to create .venv, "
                  "or pass --python")
     pythons = {CM: args.python}
+    compile_bytecode(args.python)
     if not args.skip_codecarbon:
         pythons[CC] = args.codecarbon_python or str(ensure_codecarbon(args.python))
     started = time.perf_counter()

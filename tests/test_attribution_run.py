@@ -252,3 +252,41 @@ def test_attributed_energy_round_trips_through_the_store(machine: FakeProcfs,
     assert loaded.attribution == result.attribution
     assert by_domain(loaded)["cpu"].attributed_j == pytest.approx(500.0)
     assert by_domain(loaded)["cpu"].idle_j == pytest.approx(100.0)
+
+
+def _busy_s() -> float:
+    """This machine's busy CPU seconds, read here independently of carbonmonitor."""
+    import os
+
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def test_real_time_smoke_the_cpu_share_matches_what_this_process_used() -> None:
+    """A real run on this machine's /proc with the sampler thread, while a process that is not
+    ours (started through a shell that exits at once, so it is init's child) burns CPU too: the
+    CPU share is this process's CPU time over the machine's busy time, both measured here
+    around the run (the tolerance covers the few ticks either side of the run's own samples)."""
+    import os
+    import subprocess
+    import time
+
+    burn = "import time\nend = time.monotonic() + 2\nwhile time.monotonic() < end: pass\n"
+    subprocess.run(["sh", "-c", f'"{sys.executable}" -c "$0" >/dev/null 2>&1 &', burn],
+                   check=True, timeout=10)
+    cpu0, busy0 = sum(os.times()[:4]), _busy_s()
+    with carbonmonitor.track(backend="estimate", quiet=True, db="off", interval=0.05) as run:
+        deadline = time.monotonic() + 0.6
+        while time.monotonic() < deadline:
+            sum(i * i for i in range(10_000))
+    ours, busy = sum(os.times()[:4]) - cpu0, _busy_s() - busy0
+    result = run.result
+    assert result is not None and result.attribution is not None
+    assert result.attribution.policy == "process"
+    cpu = by_domain(result)["cpu"]
+    assert cpu.share is not None
+    expected = min(ours / busy, 1.0) if busy > 0 else 1.0
+    assert abs(cpu.share - expected) <= 0.2, (cpu.share, ours, busy)
+    for fig in result.energy:
+        assert fig.attributed_j is not None and fig.attributed_j <= fig.energy_j

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carbonmonitor._version import __version__
-from carbonmonitor.records import GitInfo, Hardware, RunIdentity
 
 if TYPE_CHECKING:
     import subprocess
 
     from carbonmonitor.clock import Clock
     from carbonmonitor.options import Options
+    from carbonmonitor.records import GitInfo, Hardware, RunIdentity
 
 # Distributions whose versions matter when comparing ML runs; recorded when already imported.
 _PACKAGES = {
@@ -123,6 +123,8 @@ def _git_info(pending: _Pending, wait: bool = True) -> GitInfo | None:
     for ``git status``: the dirty flag is unknown until it has finished."""
     import subprocess
 
+    from carbonmonitor.records import GitInfo
+
     if pending.git_commit is None:
         return None
     if not pending.git_launched:
@@ -142,6 +144,7 @@ def _git_info(pending: _Pending, wait: bool = True) -> GitInfo | None:
 def hardware_inventory(procfs_root: Path) -> Hardware:
     """CPU model and count, RAM, NVIDIA GPUs listed by the driver under procfs (no NVML call)."""
     from carbonmonitor.backends.host import default_host
+    from carbonmonitor.records import Hardware
 
     cpu_model = cpu_count = ram = None
     try:
@@ -182,6 +185,7 @@ def finish_identity(pending: _Pending | None, options: Options, clock: Clock,
     import socket
 
     from carbonmonitor.data import table_versions
+    from carbonmonitor.records import RunIdentity
 
     if pending is None:  # collection failed at start: still give the run an identity
         pending = bare_pending(clock, argv)

@@ -13,9 +13,13 @@ import math
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from carbonmonitor.backends.base import Backend, Cumulative, Domain
-from carbonmonitor.records import EnergyFigure, Flag, Uncertainty
+from carbonmonitor.facts import Flag
+
+if TYPE_CHECKING:
+    from carbonmonitor.records import EnergyFigure
 
 log = logging.getLogger("carbonmonitor")
 
@@ -190,6 +194,8 @@ class Meter:
                 idle_w: Mapping[str, float] | None = None) -> tuple[EnergyFigure, ...]:
         """The window's figures. ``shares`` (attribution on): the current share of each domain,
         applied to the energy not yet attributed; ``idle_w``: the idle baseline per domain."""
+        from carbonmonitor.records import EnergyFigure, Uncertainty
+
         out = []
         # a backend can change a domain's method during a run (amdsmi rejecting a counter)
         current = {(id(b), d.key): d for b in self.backends for d in _safe_domains(b)}

@@ -35,10 +35,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbonmonitor.errors import ConfigError, StoreError, did_you_mean
-from carbonmonitor.records import Flag, RunResult
+from carbonmonitor.facts import Flag
+
+if TYPE_CHECKING:
+    from carbonmonitor.records import RunResult
+
+    _Runs = list[RunResult]
+else:  # the result records are imported when runs are read, not when a tracker opens a store
+    _Runs = list
 
 APPLICATION_ID = 0x434D4D4C  # "CMML"
 BUSY_TIMEOUT_MS = 5000
@@ -487,6 +494,8 @@ def _find(db: sqlite3.Connection, run_id: str) -> list[sqlite3.Row]:
 
 
 def _shown(row: sqlite3.Row) -> RunResult:
+    from carbonmonitor.records import RunResult
+
     """The stored result with its status as of now: a running run whose owner is gone is
     interrupted, with a flag saying how much of it was kept."""
     result = RunResult.from_dict(json.loads(row["result"]))
@@ -533,7 +542,7 @@ def parse_since(since: datetime | str) -> datetime:
 # -- query results -------------------------------------------------------------------------
 
 
-class RunList(list[RunResult]):
+class RunList(_Runs):
     """Runs returned by :func:`runs`: a list of :class:`RunResult`, plus ``to_pandas()``."""
 
     def to_pandas(self) -> Any:

@@ -30,18 +30,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from carbonmonitor.backends import ProbeContext, select_backends
 from carbonmonitor.clock import Clock, ManualClock, SystemClock
 from carbonmonitor.errors import ConfigError
+from carbonmonitor.facts import BackendStatus, Flag
 from carbonmonitor.meter import Meter, Window
-from carbonmonitor.records import (
-    Attribution,
-    BackendStatus,
-    Flag,
-    PhaseResult,
-    RunIdentity,
-    RunResult,
-    sum_uncertainty,
-)
 
 if TYPE_CHECKING:
+    # the result records are imported where results are built (the first store write, on the
+    # sampler thread, or stop()), not before the first sample
+    from carbonmonitor.records import PhaseResult, RunIdentity, RunResult
     from carbonmonitor.store import Batch, Store
 
 log = logging.getLogger("carbonmonitor")
@@ -188,9 +183,9 @@ class Tracker:
                 _guard(self._measure_idle, None)
             self._t_start = self._t_last = self._last_flush = self.clock.monotonic()
             self._run.opened_at = self._t_start
-            if self._policy == "process":
-                _guard(self._start_attribution, None)
             self._shares_at = self._t_start
+            if self._policy == "process" and self.sampling == "manual":
+                _guard(self._start_attribution, None)
             self._read_all(self._t_start, record=True)
         # A tracker never stopped (a script that forgot stop(), sys.exit in the middle) is
         # stopped at interpreter exit, and one dropped while running when it is collected, so
@@ -457,7 +452,9 @@ class Tracker:
 
     def _start_attribution(self) -> None:
         """Start measuring the job's shares ('process' policy); when that is impossible here,
-        the run goes on under 'machine' and says why (lock held)."""
+        the run goes on under 'machine' and says why (lock held). The sampler thread does this
+        first thing, off the path to start()'s return: the energy measured before then is
+        given the first period's shares."""
         from carbonmonitor.attribution import SHARE_EVERY_S, Attributor, ProcessTree
         from carbonmonitor.backends.host import ProcHost
 
@@ -475,8 +472,16 @@ class Tracker:
                 "attribution needs Linux procfs (procfs_root=); set attribution='machine' "
                 "to attribute everything on purpose"))
             return
+        for window in (self._run, *self._phases.values()):
+            window.pending = {key: acc[0] for key, acc in window.energy.items()}
         self._meter.attributing = True
         self._share_every = SHARE_EVERY_S
+
+    def _begin_sampling(self) -> None:
+        with self._lock:
+            if self._state == "running" and self._policy == "process" \
+                    and self._attributor is None:
+                _guard(self._start_attribution, None)
 
     def _update_shares(self, now: float) -> None:
         """New shares for the energy drawn since the last update (lock held)."""
@@ -563,6 +568,7 @@ class Tracker:
         reuse one identity and do not wait for ``git status``."""
         from carbonmonitor import carbon
         from carbonmonitor.identity import finish_identity, iso_utc
+        from carbonmonitor.records import Attribution, PhaseResult, RunResult, sum_uncertainty
 
         duration = now - self._t_start
         shares = (self._attributor.shares if self._attributor is not None
@@ -726,9 +732,11 @@ _LIVE: weakref.WeakSet[Tracker] = weakref.WeakSet()
 
 
 def _sample(ref: weakref.ref[Tracker], wake: _Wake, period_s: float) -> None:
-    """The sampler thread: first write to the store, then a tick every ``period_s``."""
+    """The sampler thread: attribution's first sample, the first write to the store, then a
+    tick every ``period_s``."""
     tracker = ref()
     if tracker is not None:
+        tracker._begin_sampling()
         tracker._flush()
     del tracker
     while not wake.wait(period_s):

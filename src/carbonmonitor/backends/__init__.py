@@ -11,6 +11,8 @@ the CPU from the constant and memory from the estimate.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,7 @@ from carbonmonitor.backends.base import (
     ProbeContext,
 )
 from carbonmonitor.errors import BackendUnavailable, ConfigError, did_you_mean
-from carbonmonitor.records import BackendStatus
+from carbonmonitor.facts import BackendStatus
 
 __all__ = [
     "FALLBACK",
@@ -58,6 +60,66 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "constant": ("carbonmonitor.backends.constant", "ConstantFactory"),
     "fake": ("carbonmonitor.backends.fake", "FakeFactory"),
 }
+
+
+# What a built-in needs before its module is worth importing (each costs ~2 ms of a tracker's
+# start-up); the modules raise the same reasons when they are imported anyway.
+NEEDS_NVML = ("the NVIDIA backend needs the nvidia-ml-py package",
+              'pip install "carbonmonitor[nvidia]" (installs nvidia-ml-py)')
+NEEDS_AMDSMI = ("the AMD backend needs the amdsmi package",
+                'pip install "carbonmonitor[amd]" (installs amdsmi), or the copy that matches '
+                "your ROCm: pip install /opt/rocm/share/amd_smi")
+HWMON_FIX_MISSING = (
+    "on a Jetson (JetPack 5 or newer) the ina3221 driver exposes the rails: `cat "
+    "/sys/class/hwmon/hwmon*/name` must list ina3221 (JetPack 4's ina3221x driver uses IIO, "
+    "not hwmon, and is not read); in a container mount the host's /sys read-only and set "
+    "sysfs_root= (e.g. -v /sys:/host/sys:ro, sysfs_root=/host/sys); elsewhere the rapl and GPU "
+    "backends or the estimate measure instead")
+
+
+def not_macos(system: str) -> BackendUnavailable:
+    return BackendUnavailable(f"IOReport energy counters exist only on macOS (this is {system})",
+                              "nothing to do: other backends (rapl, nvml, estimate) measure here")
+
+
+def _missing(module: str) -> bool:
+    """Whether ``module`` cannot be imported, found without importing it (a module already in
+    sys.modules, a test's fake included, is left to the backend to judge)."""
+    if module in sys.modules:
+        return False
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def precheck(name: str, context: ProbeContext) -> BackendUnavailable | None:
+    """Why a built-in backend cannot run here, when that is known without importing it."""
+    if name == "nvml" and _missing("pynvml"):
+        return BackendUnavailable(*NEEDS_NVML)
+    if name == "amdsmi" and _missing("amdsmi"):
+        return BackendUnavailable(*NEEDS_AMDSMI)
+    if name == "apple" and sys.platform != "darwin":
+        return not_macos(sys.platform)
+    if name == "hwmon":
+        base = os.path.join(str(context.options.sysfs_root), "class", "hwmon")
+        if not os.path.isdir(base):
+            return BackendUnavailable(f"no hwmon devices: {base} does not exist",
+                                      HWMON_FIX_MISSING)
+    return None
+
+
+class _Unavailable:
+    """Stands for a built-in whose precheck failed: its probe raises the reason."""
+
+    def __init__(self, name: str, why: BackendUnavailable) -> None:
+        self.name = name
+        self.why = why
+
+    def probe(self, context: ProbeContext) -> Backend:
+        raise self.why
 
 
 def builtin_factory(name: str) -> BackendFactory:
@@ -184,8 +246,11 @@ def select_backends(requested: Sequence[Any], context: ProbeContext) -> Selectio
                     known = sorted({*BUILTINS, *plugins, "auto"})
                     raise ConfigError(f"unknown backend {item!r}.{did_you_mean(item, known)} "
                                       f"Known backends: {', '.join(known)}")
-            factory = (builtin_factory(item) if item in BUILTINS
-                       else plugins[item])  # type: ignore[index]
+            if item in BUILTINS:
+                why = precheck(item, context)
+                factory = builtin_factory(item) if why is None else _Unavailable(item, why)
+            else:
+                factory = plugins[item]  # type: ignore[index]
         elif hasattr(item, "read") or hasattr(item, "probe"):
             factory = item
         else:

@@ -43,13 +43,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from carbonmonitor.backends import NEEDS_AMDSMI
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable, ConfigError
-from carbonmonitor.records import Flag, Method
+from carbonmonitor.facts import Flag, Method
 from carbonmonitor.uncertainty import Bounds, Sensor
 
-FIX_INSTALL = ('pip install "carbonmonitor[amd]" (installs amdsmi), or the copy that matches '
-               'your ROCm: pip install /opt/rocm/share/amd_smi')
 FIX_LIBRARY = ("install ROCm's AMD SMI library (the amd-smi-lib package) and set ROCM_PATH to "
                "the ROCm directory (libamd_smi.so is looked up in $ROCM_PATH/lib); the amdsmi "
                "Python package must match the ROCm version: pip install /opt/rocm/share/amd_smi")
@@ -135,7 +134,7 @@ def _amdsmi() -> Any:
         with contextlib.redirect_stdout(printed):
             module = importlib.import_module("amdsmi")
     except ImportError:
-        raise BackendUnavailable("the AMD backend needs the amdsmi package", FIX_INSTALL) from None
+        raise BackendUnavailable(*NEEDS_AMDSMI) from None
     except Exception as err:  # KeyError, OSError, AttributeError: see above
         said = " ".join(printed.getvalue().split())
         raise BackendUnavailable(f"amdsmi is installed but cannot load ROCm's AMD SMI library "

@@ -30,9 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from carbonmonitor.backends import not_macos
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable
-from carbonmonitor.records import Flag
+from carbonmonitor.facts import Flag
 from carbonmonitor.uncertainty import Bounds, Sensor
 
 LIBRARY = "zeus_apple_silicon"
@@ -115,9 +116,7 @@ class AppleFactory:
     def probe(self, context: ProbeContext) -> AppleBackend:
         system, machine = self._platform()
         if system != "darwin":
-            raise BackendUnavailable(
-                f"IOReport energy counters exist only on macOS (this is {system})",
-                "nothing to do: other backends (rapl, nvml, estimate) measure here")
+            raise not_macos(system)
         if machine not in ("arm64", "aarch64"):
             raise BackendUnavailable(
                 f"this Python runs as {machine or 'an unknown architecture'}, not arm64: an "

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from carbonmonitor.records import Method
+from carbonmonitor.facts import Method
 
 if TYPE_CHECKING:
     from carbonmonitor.clock import Clock

@@ -29,7 +29,7 @@ from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.backends.host import CpuInfo, Host, default_host
 from carbonmonitor.data import read_table
 from carbonmonitor.errors import BackendUnavailable
-from carbonmonitor.records import Flag
+from carbonmonitor.facts import Flag
 
 TDP_TABLE = "hardware/cpu_tdp_codecarbon.csv"
 CORES_TABLE = "hardware/cpu_tdp_greenalgorithms.csv"

@@ -23,7 +23,7 @@ from typing import Literal
 
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable, ConfigError
-from carbonmonitor.records import Method
+from carbonmonitor.facts import Method
 from carbonmonitor.uncertainty import RULE_BY_METHOD, relative
 
 Profile = Mapping[str, "float | Sequence[tuple[float, float]]"]

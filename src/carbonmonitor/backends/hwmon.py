@@ -27,9 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from carbonmonitor.backends import HWMON_FIX_MISSING
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable
-from carbonmonitor.records import Flag, Method
+from carbonmonitor.facts import Flag, Method
 from carbonmonitor.uncertainty import Bounds, Sensor
 
 Reader = Callable[[Path], str]
@@ -77,12 +78,7 @@ _HWMON = re.compile(r"^hwmon(\d+)$")
 _SINGLE = re.compile(r"^(energy|power)(\d+)_(input|average)$")
 _VANISHED = {errno.ENOENT, errno.ENODEV, errno.ENXIO}
 
-FIX_MISSING = (
-    "on a Jetson (JetPack 5 or newer) the ina3221 driver exposes the rails: `cat "
-    "/sys/class/hwmon/hwmon*/name` must list ina3221 (JetPack 4's ina3221x driver uses IIO, "
-    "not hwmon, and is not read); in a container mount the host's /sys read-only and set "
-    "sysfs_root= (e.g. -v /sys:/host/sys:ro, sysfs_root=/host/sys); elsewhere the rapl and GPU "
-    "backends or the estimate measure instead")
+FIX_MISSING = HWMON_FIX_MISSING
 FIX_PERMISSION = (
     "grant read access: `sudo chmod o+r /sys/class/hwmon/hwmon*/*_input "
     "/sys/class/hwmon/hwmon*/power*_average` (until reboot), or permanently with a udev rule in "

@@ -32,10 +32,9 @@ from typing import Any
 
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable, ConfigError
-from carbonmonitor.records import Flag
+from carbonmonitor.facts import Flag
 from carbonmonitor.uncertainty import Bounds, Sensor
 
-FIX_INSTALL = 'pip install "carbonmonitor[nvidia]" (installs nvidia-ml-py)'
 # NVML error codes (nvml.h) that mean "no usable NVIDIA GPU here", with the fix for each.
 _INIT_FIXES = {
     9: "load the NVIDIA kernel driver (nvidia-smi must work); in a container, run it with "
@@ -109,8 +108,9 @@ def _nvml() -> Any:
     try:
         import pynvml  # from nvidia-ml-py
     except ImportError:
-        raise BackendUnavailable("the NVIDIA backend needs the nvidia-ml-py package",
-                                 FIX_INSTALL) from None
+        from carbonmonitor.backends import NEEDS_NVML
+
+        raise BackendUnavailable(*NEEDS_NVML) from None
     return pynvml
 
 

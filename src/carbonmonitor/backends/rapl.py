@@ -27,7 +27,7 @@ from pathlib import Path
 
 from carbonmonitor.backends.base import Cumulative, Domain, ProbeContext
 from carbonmonitor.errors import BackendUnavailable
-from carbonmonitor.records import Flag
+from carbonmonitor.facts import Flag
 from carbonmonitor.uncertainty import Bounds, Sensor
 
 # docs/uncertainty.md. Calibration: RAPL package and DRAM energy track external meters within a

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from carbonmonitor.records import JOULES_PER_KWH, Emissions, Intensity, Pue, Uncertainty
+from typing import TYPE_CHECKING
+
+from carbonmonitor.facts import JOULES_PER_KWH, Intensity, Pue
+
+if TYPE_CHECKING:
+    from carbonmonitor.records import Emissions, Uncertainty
 
 __all__ = ["account"]
 
@@ -22,6 +27,8 @@ def account(
         >>> account(3.6e6, Uncertainty(3.0e6, 4.0e6, "counter"), pue, grid).co2e_g
         600.0
     """
+    from carbonmonitor.records import Emissions, Uncertainty  # results: built at the first write
+
     energy_kwh = energy_j / JOULES_PER_KWH
     grams_per_joule = pue.value * intensity.g_per_kwh / JOULES_PER_KWH
     scaled = energy_uncertainty.scaled(grams_per_joule)

@@ -14,7 +14,7 @@ from carbonmonitor.carbon.countries import OWID_COLUMNS, resolve_country
 from carbonmonitor.carbon.regions import resolve_cloud_region, validate_provider
 from carbonmonitor.data import preliminary_years, read_columns, read_matching
 from carbonmonitor.errors import ConfigError, DataError
-from carbonmonitor.records import Basis, Flag, Intensity, Location
+from carbonmonitor.facts import Basis, Flag, Intensity, Location
 
 __all__ = ["default_data_year", "intensity_for", "resolve_location"]
 

@@ -13,7 +13,7 @@ from carbonmonitor.carbon.intensity import default_data_year
 from carbonmonitor.carbon.regions import validate_provider
 from carbonmonitor.data import read_table
 from carbonmonitor.errors import ConfigError, DataError
-from carbonmonitor.records import Pue
+from carbonmonitor.facts import Pue
 
 __all__ = ["resolve_pue"]
 
