@@ -35,6 +35,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeProcfs:
         return real_tree(ROOT, proc_root=fs.root, clk_tck=HZ, page_size=PAGE, **kwargs)
 
     monkeypatch.setattr(attribution, "ProcessTree", our_tree)
+    monkeypatch.setattr(attribution, "SHARE_EVERY_S", 5.0)  # two share periods in 10 s
     monkeypatch.setattr(attribution, "in_pid_namespace", lambda *a, **k: False)
     return fs
 
@@ -290,3 +291,37 @@ def test_real_time_smoke_the_cpu_share_matches_what_this_process_used() -> None:
     assert abs(cpu.share - expected) <= 0.2, (cpu.share, ours, busy)
     for fig in result.energy:
         assert fig.attributed_j is not None and fig.attributed_j <= fig.energy_j
+
+
+def test_without_procfs_the_psutil_tree_attributes_the_same_way(tmp_path: Path) -> None:
+    """Where there is no procfs (macOS, Windows) the tree and the machine are read through
+    psutil: the same path, run here by pointing procfs_root at a folder without ``stat``."""
+    import os
+    import time
+
+    cpu0 = sum(os.times()[:4])
+    with carbonmonitor.track(backend="constant", constant_power="cpu=50", quiet=True, db="off",
+                             interval=0.05, procfs_root=tmp_path) as run:
+        deadline = time.monotonic() + 0.4
+        while time.monotonic() < deadline:
+            sum(i * i for i in range(10_000))
+    result = run.result
+    assert result is not None and result.attribution is not None
+    assert result.attribution.policy == "process"
+    assert "attribution-unavailable" not in {f.code for f in result.flags}
+    cpu = by_domain(result)["cpu"]
+    assert cpu.share is not None and 0 < cpu.share <= 1
+    assert sum(os.times()[:4]) - cpu0 > 0.1  # this process did the work it is credited with
+
+
+def test_the_psutil_tree_keeps_the_time_of_children_that_exited(tmp_path: Path) -> None:
+    import subprocess
+
+    tree = attribution.PsutilTree()
+    before = tree.sample()
+    child = subprocess.run([sys.executable, "-c",
+                            "import time\nend = time.process_time() + 0.3\n"
+                            "while time.process_time() < end: pass"], check=True, timeout=30)
+    assert child.returncode == 0
+    after = tree.sample()
+    assert after.cpu_s - before.cpu_s >= 0.25  # the reaped child's 0.3 s, less tick rounding

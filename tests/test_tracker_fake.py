@@ -405,6 +405,52 @@ def test_gpu_sync_waits_for_queued_gpu_work_at_phase_edges(
     synced.stop()
 
 
+def test_gpu_sync_waits_for_jax_devices_once_jax_has_started_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in JAX: one computation per accelerator (not the CPU) is dispatched and waited
+    for; nothing happens while JAX's backends are not initialised (starting them here would
+    claim the GPU's memory)."""
+    import sys
+    import types
+
+    waited: list[str] = []
+
+    class Value:
+        def __init__(self, device: str) -> None:
+            self.device = device
+
+        def __add__(self, other: object) -> Value:
+            return self
+
+        def block_until_ready(self) -> Value:
+            waited.append(self.device)
+            return self
+
+    started = [False]
+    jax = types.ModuleType("jax")
+    jax.local_devices = lambda: [types.SimpleNamespace(platform="gpu", id="cuda:0"),  # type: ignore[attr-defined]
+                                 types.SimpleNamespace(platform="cpu", id="cpu:0"),
+                                 types.SimpleNamespace(platform="gpu", id="cuda:1")]
+    jax.device_put = lambda value, device: Value(device.id)  # type: ignore[attr-defined]
+    bridge = types.ModuleType("jax._src.xla_bridge")
+    bridge.backends_are_initialized = lambda: started[0]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "jax", jax)
+    monkeypatch.setitem(sys.modules, "jax._src.xla_bridge", bridge)
+    clock = ManualClock()
+    t = Tracker(backend=[FakeBackend({"gpu:0": 300.0})], clock=clock, sampling="manual",
+                quiet=True, gpu_sync=True)
+    t.start()
+    with t.phase("step"):
+        clock.advance(1)
+    assert waited == []
+    started[0] = True
+    with t.phase("step"):
+        assert waited == ["cuda:0", "cuda:1"]
+        clock.advance(1)
+    assert waited == ["cuda:0", "cuda:1"] * 2
+    t.stop()
+
+
 def test_a_failing_gpu_sync_is_logged_once_and_the_phase_still_measured(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     import sys

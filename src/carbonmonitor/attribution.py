@@ -39,6 +39,7 @@ tree's (container) PIDs: :func:`gpu_share` then says 0 for a GPU the job uses.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -482,11 +483,54 @@ def last_seen_us(samples: Sequence[ProcessUtilizationSample] | None, since_us: i
     return max((s.timeStamp for s in samples or ()), default=since_us)
 
 
+class PsutilTree:
+    """The same readings as :class:`ProcessTree` through psutil, where there is no procfs
+    (macOS, Windows). CPU time is user + system of the live members, plus the children's
+    times where psutil reports them (Linux); where it does not (macOS, Windows), a member that
+    exits keeps the time it had when last seen. Descendants are listed at every sample, which
+    scans the process table: the tracker samples every few seconds."""
+
+    def __init__(self, root_pid: int | None = None) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self.root = psutil.Process(os.getpid() if root_pid is None else root_pid)
+        self._seen: dict[int, tuple[float, float]] = {}  # pid -> (create time, cpu s)
+        self._retained_s = 0.0
+        # psutil's children_user/children_system hold reaped children's time on Linux only
+        # (always 0 on macOS and Windows, psutil docs)
+        self._reaped_time_moves = sys.platform.startswith("linux")
+
+    def sample(self) -> TreeSample:
+        psutil = self._psutil
+        try:
+            members = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            members = []
+        cpu_s, rss, seen = 0.0, 0, {}
+        for proc in members:
+            try:
+                with proc.oneshot():
+                    t = proc.cpu_times()
+                    used = (t.user + t.system + getattr(t, "children_user", 0.0)
+                            + getattr(t, "children_system", 0.0))
+                    rss += proc.memory_info().rss
+                    seen[proc.pid] = (proc.create_time(), used)
+            except psutil.Error:  # exited, or not ours to read
+                continue
+            cpu_s += used
+        if not self._reaped_time_moves:
+            self._retained_s += sum(used for pid, (born, used) in self._seen.items()
+                                    if seen.get(pid, (None,))[0] != born)
+        self._seen = seen
+        return TreeSample(cpu_s + self._retained_s, rss, frozenset(seen))
+
+
 # -- the running share of each domain (the tracker's side) ------------------------------------
 
 # How often shares are updated: a tree sample costs ~0.05-0.3 ms (one stat read per process),
 # and NVML's per-process utilisation covers 1/6-1 s periods and takes a driver lock.
-SHARE_EVERY_S = 5.0
+SHARE_EVERY_S = 10.0
 
 
 def in_pid_namespace(read_text: Callable[[Path], str] = _read_bytes,

@@ -116,6 +116,12 @@ CODECARBON_COLUMNS: dict[str, Callable[[RunResult], Any]] = {
 }
 
 
+def _idle_kwh(r: RunResult) -> float | str:
+    """Energy an idle baseline accounts for; empty without a baseline."""
+    idle = [f.idle_j for f in r.energy if f.idle_j is not None]
+    return sum(idle) / JOULES_PER_KWH if idle else ""
+
+
 def _methods(result: RunResult) -> str:
     return ";".join(f"{f.domain}={f.method}" for f in result.energy)
 
@@ -127,6 +133,9 @@ PROVENANCE_COLUMNS: dict[str, Callable[[RunResult], Any]] = {
     "cm_ended_at": lambda r: r.ended_at,
     "cm_tags": lambda r: ";".join(r.identity.tags),
     "cm_device_energy_kwh": lambda r: r.energy_kwh,
+    "cm_attributed_energy_kwh": lambda r: r.attributed_j / JOULES_PER_KWH,
+    "cm_attribution": lambda r: r.attribution.policy if r.attribution else "",
+    "cm_idle_energy_kwh": lambda r: _idle_kwh(r),
     "cm_energy_methods": _methods,
     "cm_device_energy_kwh_low": lambda r: r.energy_uncertainty.low / JOULES_PER_KWH,
     "cm_device_energy_kwh_high": lambda r: r.energy_uncertainty.high / JOULES_PER_KWH,

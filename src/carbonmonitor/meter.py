@@ -28,13 +28,14 @@ log = logging.getLogger("carbonmonitor")
 class Window:
     """Energy [point, low, high] per domain over one window, plus phase bookkeeping.
 
-    With attribution on, ``pending`` holds each domain's energy since the last share update
-    and ``attributed`` the job's share of the energy before it (see :meth:`Meter.attribute`).
+    With attribution on, ``attributed`` is the job's share of each domain's energy up to the last
+    share update, and ``marked`` the domain's energy at that update: what came after it is not
+    attributed yet (see :meth:`Meter.attribute`). Nothing is added per reading.
     """
 
     energy: dict[str, list[float]] = field(default_factory=dict)
-    pending: dict[str, float] = field(default_factory=dict)
     attributed: dict[str, float] = field(default_factory=dict)
+    marked: dict[str, float] = field(default_factory=dict)
     count: int = 0
     open: int = 0
     opened_at: float = 0.0
@@ -84,7 +85,7 @@ class Meter:
         # utilisation (%) per domain at each point, NaN where the backend reports none
         self.utilisation = {key: array("d") for key in domains}
         self._last: dict[str, Cumulative] = {}
-        self.attributing = False  # keep per-window pending energy for Meter.attribute
+        self.attributing = False  # figures use the windows' attributed energy
         self._keys = {id(b): [k for k, (owner, _) in domains.items() if owner is b]
                       for b in backends}
         # utilisation() is optional, not part of the Backend protocol
@@ -115,9 +116,6 @@ class Meter:
                 delta = cur
             for window in windows:
                 window.add(key, delta)
-            if self.attributing:
-                for window in windows:
-                    window.pending[key] = window.pending.get(key, 0.0) + delta.energy_j
         if record:
             run = windows[0].energy
             busy = self._utilisation()
@@ -181,13 +179,14 @@ class Meter:
 
     @staticmethod
     def attribute(windows: Iterable[Window], shares: Mapping[str, float]) -> None:
-        """Give each window's pending energy (drawn since the last update) the shares of that
-        period, and start a new period."""
+        """Give each window's energy drawn since the last update the shares of that period,
+        and start a new period."""
         for window in windows:
-            for key, joules in window.pending.items():
+            for key, acc in window.energy.items():
+                since = acc[0] - window.marked.get(key, 0.0)
                 window.attributed[key] = (window.attributed.get(key, 0.0)
-                                          + joules * shares.get(key, 1.0))
-            window.pending.clear()
+                                          + since * shares.get(key, 1.0))
+                window.marked[key] = acc[0]
 
     def figures(self, window: Window, duration_s: float,
                 shares: Mapping[str, float] | None = None,
@@ -204,8 +203,9 @@ class Meter:
             e, lo, hi = window.energy.get(key, (0.0, 0.0, 0.0))
             attributed = idle = None
             if shares is not None and self.attributing:
-                attributed = min(window.attributed.get(key, 0.0) + window.pending.get(key, 0.0)
-                                 * shares.get(key, 1.0), e)
+                since = e - window.marked.get(key, 0.0)
+                attributed = min(window.attributed.get(key, 0.0) + since * shares.get(key, 1.0),
+                                 e)
             elif shares is not None:  # one share for the whole run ('machine': 1)
                 attributed = e * shares.get(key, 1.0)
             if idle_w is not None and key in idle_w:

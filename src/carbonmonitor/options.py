@@ -257,8 +257,8 @@ SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("gpus", _gpus, None, "GPUs to measure: indices or UUIDs (NVML's; AMD SMI's or "
                "ROCr GPU- UUIDs), comma-separated, or 'all' (default: those "
                "CUDA_/ROCR_/HIP_VISIBLE_DEVICES show)"),
-    OptionSpec("gpu_sync", _bool, False, "wait for queued GPU work (torch, CuPy) at phase edges, "
-               "so a phase gets the GPU energy of the work launched inside it"),
+    OptionSpec("gpu_sync", _bool, False, "wait for queued GPU work (torch, CuPy, JAX) at phase "
+               "edges, so a phase gets the GPU energy of the work launched inside it"),
     OptionSpec("attribution", _attribution, "process", "how device energy is shared out: "
                "'process' (the job's CPU-time, RSS and GPU-utilisation share) or 'machine'"),
     OptionSpec("idle_power", _watts, None, "idle baseline in watts per device or domain "

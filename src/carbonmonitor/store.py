@@ -598,9 +598,13 @@ def run_row(r: RunResult) -> dict[str, Any]:
         "co2e_g": r.co2e_g, "co2e_low_g": r.emissions.uncertainty.low,
         "co2e_high_g": r.emissions.uncertainty.high, "mean_power_w": r.mean_power_w,
     }
-    for device in ("cpu", "gpu", "memory", "machine"):
+    for device in ("cpu", "gpu", "memory", "machine", "ane"):
         row[f"{device}_energy_kwh"] = sum(f.energy_kwh for f in r.energy if f.device == device)
+    idle = [f for f in r.energy if f.idle_j is not None]
     row.update({
+        "attributed_kwh": r.attributed_j / 3.6e6, "attributed_co2e_g": r.attributed_co2e_g,
+        "attribution": r.attribution.policy if r.attribution else None,
+        "idle_kwh": sum(f.idle_j or 0.0 for f in idle) / 3.6e6 if idle else None,
         "methods": ",".join(sorted({f.method for f in r.energy})),
         "tags": ",".join(ident.tags), "location": r.location.describe(),
         "intensity_g_per_kwh": r.intensity.g_per_kwh, "intensity_zone": r.intensity.zone,

@@ -435,6 +435,7 @@ class Tracker:
             cupy = sys.modules.get("cupy")
             if cupy is not None:
                 cupy.cuda.get_current_stream().synchronize()
+            _sync_jax()
         except Exception:
             self._warn_once("gpu-sync", "carbonmonitor: gpu_sync: synchronising the GPU failed; "
                             "phase edges are where the work was launched", exc_info=True)
@@ -455,27 +456,31 @@ class Tracker:
         the run goes on under 'machine' and says why (lock held). The sampler thread does this
         first thing, off the path to start()'s return: the energy measured before then is
         given the first period's shares."""
-        from carbonmonitor.attribution import SHARE_EVERY_S, Attributor, ProcessTree
-        from carbonmonitor.backends.host import ProcHost
+        from carbonmonitor import attribution
+        from carbonmonitor.backends.host import ProcHost, PsutilHost
 
         kinds = {key: domain.device for key, (_, domain) in self._meter.domains.items()}
         reporters = [b for b in self._meter.backends
                      if callable(getattr(b, "process_shares", None))]
+        procfs = Path(self.options.procfs_root)
         try:
-            self._attributor = Attributor(kinds, reporters, ProcessTree(clock=self.clock),
-                                          ProcHost(Path(self.options.procfs_root)))
+            if (procfs / "stat").exists():
+                tree: Any = attribution.ProcessTree(clock=self.clock)
+                host: Any = ProcHost(procfs)
+            else:  # macOS, Windows
+                tree, host = attribution.PsutilTree(), PsutilHost()
+            self._attributor = attribution.Attributor(kinds, reporters, tree, host)
         except Exception as err:
             self._policy = "machine"
             self._flags.append(Flag(
                 "attribution-unavailable", f"this job's share of each device could not be "
                 f"measured ({err}); all device energy is attributed to it",
-                "attribution needs Linux procfs (procfs_root=); set attribution='machine' "
-                "to attribute everything on purpose"))
+                "attribution reads this process and its children (procfs on Linux, psutil "
+                "elsewhere): run where they are readable, or set attribution='machine' to "
+                "attribute everything on purpose"))
             return
-        for window in (self._run, *self._phases.values()):
-            window.pending = {key: acc[0] for key, acc in window.energy.items()}
-        self._meter.attributing = True
-        self._share_every = SHARE_EVERY_S
+        self._meter.attributing = True  # energy measured so far gets the first period's shares
+        self._share_every = attribution.SHARE_EVERY_S
 
     def _begin_sampling(self) -> None:
         with self._lock:
@@ -602,8 +607,17 @@ class Tracker:
             options=self._options_plain if provisional else self.options.to_dict(),
             sample_count=len(self._meter.series_t),
             exit_code=exit_code,
-            attribution=Attribution(self._policy, self._idle_source, tuple(
-                self._attributor.final_notes() if self._attributor is not None else ())))
+            attribution=self._attribution_record(Attribution))
+
+    def _attribution_record(self, record: Any) -> Any:
+        """The result's Attribution: the policy that really applied, and what to know."""
+        if self._attributor is not None:
+            return record(self._policy, self._idle_source, self._attributor.final_notes())
+        if self._policy == "process":  # the run ended before the sampler's first step
+            return record("machine", self._idle_source, (
+                "the run ended before its process tree was first sampled: all device energy "
+                "is attributed to it",))
+        return record(self._policy, self._idle_source)
 
     def _short_windows(self, duration: float, phases: list[PhaseResult]) -> list[Flag]:
         """A flag naming the run or phases too short for a counter's update period: their
@@ -764,6 +778,21 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _sync_jax() -> None:
+    """Wait for the work queued on each JAX accelerator. JAX has no synchronise call, but runs
+    one compute stream per device (jax-ml/jax#4335), so a tiny computation dispatched now
+    finishes after everything queued before it. Only when the program has imported JAX and
+    initialised its backends: initialising them here would claim most of the GPU's memory."""
+    jax = sys.modules.get("jax")
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    initialised = getattr(bridge, "backends_are_initialized", None)
+    if jax is None or initialised is None or not initialised():
+        return
+    for device in jax.local_devices():
+        if device.platform != "cpu":
+            (jax.device_put(0.0, device) + 0).block_until_ready()
 
 
 def _open_store(opts: Any, flags: list[Flag]) -> Store | None:

@@ -79,3 +79,56 @@ def test_devices_says_how_to_get_nvml(tmp_path: Path) -> None:
     assert ("nvml: not usable: the NVIDIA backend needs the nvidia-ml-py package"
             in done.stdout.splitlines())
     assert '  fix: pip install "carbonmonitor[nvidia]" (installs nvidia-ml-py)' in done.stdout
+
+
+def section(stdout: str, backend: str) -> list[str]:
+    """The lines ``devices`` prints for one backend: its status line and what follows it."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{backend}: "))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" ")),
+               len(lines))
+    return lines[start:end]
+
+
+def test_devices_shows_amd_gpus_through_a_fake_amdsmi(tmp_path: Path) -> None:
+    scenario = tmp_path / "amd.json"
+    scenario.write_text(json.dumps({"gpus": [{"name": "AMD Instinct MI300X", "power": 400}]}))
+    done = run_cli(["devices", "--sysfs-root", str(tmp_path)],
+                   env=clean_env(PYTHONPATH=str(FAKES), FAKE_AMDSMI_SCENARIO=str(scenario)))
+    assert done.returncode == 0, done.stderr
+    status, gpu = section(done.stdout, "amdsmi")
+    assert status == "amdsmi: usable"
+    assert gpu.split()[:2] == ["gpu:0", "counter"] and "AMD Instinct MI300X" in gpu
+
+
+def test_devices_says_how_to_get_amdsmi(tmp_path: Path) -> None:
+    done = run_cli(["devices", "--sysfs-root", str(tmp_path)])
+    assert section(done.stdout, "amdsmi") == [
+        "amdsmi: not usable: the AMD backend needs the amdsmi package",
+        '  fix: pip install "carbonmonitor[amd]" (installs amdsmi), or the copy that matches '
+        "your ROCm: pip install /opt/rocm/share/amd_smi"]
+
+
+def test_devices_says_apple_is_for_macs(tmp_path: Path) -> None:
+    done = run_cli(["devices", "--sysfs-root", str(tmp_path)])
+    assert section(done.stdout, "apple") == [
+        "apple: not usable: IOReport energy counters exist only on macOS (this is linux)",
+        "  fix: nothing to do: other backends (rapl, nvml, estimate) measure here"]
+
+
+def test_devices_shows_jetson_rails_under_the_given_sysfs_root(tmp_path: Path) -> None:
+    from fakes.fake_hwmon import FakeHwmon, orin_nx
+
+    orin_nx(FakeHwmon(tmp_path))
+    done = run_cli(["devices", "--sysfs-root", str(tmp_path)])
+    assert done.returncode == 0, done.stderr
+    status, rail = section(done.stdout, "hwmon")
+    assert status == "hwmon: usable"
+    assert rail.split()[:2] == ["machine:VDD_IN", "power-integration"]
+
+
+def test_devices_says_where_hwmon_looked(tmp_path: Path) -> None:
+    done = run_cli(["devices", "--sysfs-root", str(tmp_path)])
+    status, fix = section(done.stdout, "hwmon")
+    assert status == f"hwmon: not usable: no hwmon devices: {tmp_path}/class/hwmon does not exist"
+    assert fix.startswith("  fix: on a Jetson (JetPack 5 or newer) the ina3221 driver")

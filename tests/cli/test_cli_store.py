@@ -188,7 +188,8 @@ def test_export_csv_scales_energy_and_power_by_pue_as_codecarbon_does(tmp_path: 
     db = tmp_path / "runs.db"
     clock = ManualClock()
     t = Tracker(backend=[FakeBackend({"cpu": 100.0, "memory": 10.0})], clock=clock,
-                sampling="manual", quiet=True, db=str(db), country="FR", pue=1.5)
+                sampling="manual", quiet=True, db=str(db), country="FR", pue=1.5,
+                attribution="machine", idle_power="cpu=20")
     t.start()
     clock.advance(36)
     result = t.stop()
@@ -200,6 +201,9 @@ def test_export_csv_scales_energy_and_power_by_pue_as_codecarbon_does(tmp_path: 
         pytest.approx(float(row["energy_consumed"]), rel=1e-12)
     assert float(row["cpu_power"]) == pytest.approx(150.0)
     assert float(row["cm_device_energy_kwh"]) == pytest.approx(device_kwh, rel=1e-9)
+    assert float(row["cm_attributed_energy_kwh"]) == pytest.approx(device_kwh, rel=1e-9)
+    assert row["cm_attribution"] == "machine"
+    assert float(row["cm_idle_energy_kwh"]) == pytest.approx(20 * 36 / 3.6e6, rel=1e-9)
     intensity = result.intensity.g_per_kwh / 1000  # kg/kWh
     assert float(row["emissions"]) == pytest.approx(float(row["energy_consumed"]) * intensity,
                                                     rel=1e-9)
