@@ -302,18 +302,34 @@ _DERIVED: dict[type, tuple[str, ...]] = {
 }
 
 
+# Per record type: its fields, then its derived properties (found once: the store converts a
+# provisional result every flush interval).
+_NAMES: dict[type, tuple[str, ...]] = {}
+_SCALARS = (str, float, int, bool, type(None))
+
+
+def _names(cls: type) -> tuple[str, ...] | None:
+    names = _NAMES.get(cls)
+    if names is None and dataclasses.is_dataclass(cls):
+        names = _NAMES[cls] = (*(f.name for f in dataclasses.fields(cls)),
+                               *_DERIVED.get(cls, ()))
+    return names
+
+
 def _to_plain(value: Any, memo: dict[Any, Any] | None = None) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if memo is not None and type(value) in _STABLE:
-            hit = memo.get(id(value))
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    names = _names(cls)
+    if names is not None:
+        stable = memo is not None and cls in _STABLE
+        if stable:
+            hit = memo.get(id(value))  # type: ignore[union-attr]
             if hit is not None and hit[0] is value:
                 return hit[1]
-        out = {f.name: _to_plain(getattr(value, f.name), memo)
-               for f in dataclasses.fields(value)}
-        for name in _DERIVED.get(type(value), ()):
-            out[name] = _to_plain(getattr(value, name), memo)
-        if memo is not None and type(value) in _STABLE:
-            memo[id(value)] = (value, out)  # the record is kept too, so its id is not reused
+        out = {name: _to_plain(getattr(value, name), memo) for name in names}
+        if stable:
+            memo[id(value)] = (value, out)  # type: ignore[index]  # kept: its id is not reused
         return out
     if isinstance(value, (list, tuple)):
         return [_to_plain(v, memo) for v in value]
