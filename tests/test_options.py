@@ -92,4 +92,16 @@ def test_db_must_not_be_a_directory(tmp_path: Path) -> None:
 def test_docs_list_every_option() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "options.md").read_text()
     for spec in SPECS:
-        assert f"`{spec.name}`" in doc and f"`{spec.flag}`" in doc and f"`{spec.env}`" in doc
+        flag = "(none: secret)" if spec.secret else f"`{spec.flag}`"
+        assert f"`{spec.name}`" in doc and flag in doc and f"`{spec.env}`" in doc
+
+
+def test_credentials_never_reach_a_result_or_a_flag() -> None:
+    from carbonmonitor.cli import UsageError, build_parser
+
+    opts = resolve({"electricitymaps_token": "tok-123"}, environ={})
+    assert opts.electricitymaps_token == "tok-123"
+    assert opts.to_dict()["electricitymaps_token"] == {"value": "<set>", "source": "argument"}
+    assert "tok-123" not in repr(opts.to_dict())
+    with pytest.raises(UsageError, match="unknown option --electricitymaps-token"):
+        build_parser().parse_args(["run", "--electricitymaps-token", "x", "--", "true"])

@@ -14,7 +14,7 @@ def test_all_is_pinned() -> None:
     assert carbonmonitor.__all__ == sorted([
         "BackendUnavailable", "CarbonMonitorError", "ConfigError", "DataError", "FakeBackend",
         "ManualClock", "RunList", "RunResult", "Series", "StoreError", "Tracker", "__version__",
-        "format_summary", "load", "runs", "series", "track",
+        "format_summary", "load", "reaccount", "runs", "series", "track",
     ])
     for name in carbonmonitor.__all__:
         assert getattr(carbonmonitor, name) is not None

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from carbonmonitor.errors import ConfigError as ConfigError
     from carbonmonitor.errors import DataError as DataError
     from carbonmonitor.errors import StoreError as StoreError
+    from carbonmonitor.reaccount import reaccount as reaccount
     from carbonmonitor.records import RunResult as RunResult
     from carbonmonitor.store import RunList as RunList
     from carbonmonitor.store import Series as Series
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from carbonmonitor.tracker import track as track
 
 _LAZY = {
+    "reaccount": "carbonmonitor.reaccount",
     "track": "carbonmonitor.tracker",
     "Tracker": "carbonmonitor.tracker",
     "RunResult": "carbonmonitor.records",
@@ -62,7 +64,7 @@ _LAZY = {
 __all__ = [
     "BackendUnavailable", "CarbonMonitorError", "ConfigError", "DataError", "FakeBackend",
     "ManualClock", "RunList", "RunResult", "Series", "StoreError", "Tracker", "__version__",
-    "format_summary", "load", "runs", "series", "track",
+    "format_summary", "load", "reaccount", "runs", "series", "track",
 ]
 
 

@@ -531,6 +531,9 @@ class PsutilTree:
 # How often shares are updated: a tree sample costs ~0.05-0.3 ms (one stat read per process),
 # and NVML's per-process utilisation covers 1/6-1 s periods and takes a driver lock.
 SHARE_EVERY_S = 10.0
+# Below this much busy CPU time on the whole machine (a few clock ticks) a CPU share is noise:
+# the previous share (1 at the start) is kept and the next update measures a longer period.
+MIN_BUSY_S = 0.05
 
 
 def in_pid_namespace(read_text: Callable[[Path], str] = _read_bytes,
@@ -593,8 +596,10 @@ class Attributor:
         """Shares over the period since the last update (or since construction)."""
         tree, system = self.tree.sample(), system_sample(self.host)
         prev_tree, prev_system = self._prev
-        self._prev = (tree, system)
-        cpu = cpu_share(prev_tree, tree, prev_system, system)
+        measurable = system.busy_cpu_s - prev_system.busy_cpu_s >= MIN_BUSY_S
+        if measurable:  # else the next update measures from the same start
+            self._prev = (tree, system)
+        cpu = cpu_share(prev_tree, tree, prev_system, system) if measurable else None
         memory = memory_share(tree, system)
         gpu: dict[str, float | None] = {}
         for reporter in self._reporters:
@@ -605,7 +610,8 @@ class Attributor:
                            "previous shares were kept")
         for key, kind in self.kinds.items():
             if kind in ("cpu", "machine"):
-                self.shares[key] = cpu
+                if cpu is not None:
+                    self.shares[key] = cpu
             elif kind == "memory":
                 self.shares[key] = memory
             elif kind == "gpu" and gpu.get(key) is not None:

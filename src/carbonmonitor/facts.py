@@ -17,8 +17,9 @@ JOULES_PER_KWH = 3.6e6
 Method = Literal["counter", "power-integration", "model", "user-constant"]
 """How an energy figure was obtained, best first (docs/measurement.md)."""
 
-Basis = Literal["lifecycle", "operational"]
-"""Emission-factor basis: life-cycle (includes plant construction, fuel supply) or operational."""
+Basis = Literal["lifecycle", "operational", "marginal"]
+"""Emission-factor basis: life-cycle (includes plant construction, fuel supply), operational
+(direct: combustion only), or marginal (the plants that follow load; WattTime)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class Location:
             return "unknown"
         if self.cloud_region:
             return f"{self.cloud_provider}:{self.cloud_region} ({self.country_name})"
+        if self.zone:
+            return f"grid zone {self.zone} ({self.country_name})"
         return f"{self.country_name} ({self.country_iso3})"
 
 

@@ -195,6 +195,49 @@ def _watts(value: Any, name: str) -> dict[str, float] | None:
     return out
 
 
+def _optional_url(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    text = _text(value, name)
+    if not text.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL; got {value!r}")
+    return text.rstrip("/")
+
+
+def _choice(*choices: str) -> Callable[[Any, str], str | None]:
+    def parse(value: Any, name: str) -> str | None:
+        if value is None:
+            return None
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}."
+                              f"{did_you_mean(text, choices)}")
+        return text
+
+    return parse
+
+
+def _number(value: Any, error: str) -> float:
+    """``value`` as a float (a bool is not a number here); ConfigError(error) otherwise."""
+    if isinstance(value, bool):
+        raise ConfigError(error)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(error) from None
+
+
+def _factor(value: Any, name: str) -> float | None:
+    """An emission factor in g/kWh (a contract's, for market-based accounting)."""
+    if value is None:
+        return None
+    grams = _number(value, f"{name} must be an emission factor in g CO2e/kWh (e.g. 0 for a "
+                           f"100 % renewable contract, 250); got {value!r}")
+    if not math.isfinite(grams) or not 0 <= grams <= 2000:
+        raise ConfigError(f"{name} must be between 0 and 2000 g CO2e/kWh; got {value!r}")
+    return grams
+
+
 ATTRIBUTION_POLICIES = ("process", "machine")
 
 
@@ -212,13 +255,8 @@ MAX_IDLE_MEASURE_S = 600.0
 
 def _idle_seconds(value: Any, name: str) -> float:
     """0 (off) or a number of seconds to measure idle power before the run."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number of seconds (0: no measured baseline); "
-                          f"got {value!r}") from None
+    seconds = _number(value, f"{name} must be a number of seconds (0: no measured baseline); "
+                             f"got {value!r}")
     if not math.isfinite(seconds) or not 0 <= seconds <= MAX_IDLE_MEASURE_S:
         raise ConfigError(f"{name} must be between 0 (off) and {MAX_IDLE_MEASURE_S:g} s; got "
                           f"{value!r}")
@@ -231,6 +269,9 @@ class OptionSpec:
     parse: Callable[[Any, str], Any]
     default: Any
     help: str
+    # a credential: set through the environment or a config file (no command-line flag, which
+    # would land in shell history and in the run's argv), never written into a result
+    secret: bool = False
 
     @property
     def flag(self) -> str:
@@ -249,6 +290,33 @@ SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("country", _optional_text, None, "ISO 3166 code (DE, DEU, 276) or English name"),
     OptionSpec("cloud_provider", _optional_text, None, "aws, azure or gcp (sets the fleet PUE)"),
     OptionSpec("cloud_region", _optional_text, None, "provider region id, e.g. europe-west1"),
+    OptionSpec("zone", _optional_text, None, "grid zone: an Electricity Maps zone id (US-CAL-CISO, "
+               "SE-SE3) or an ISO 3166-2 code mapped to one"),
+    OptionSpec("cloud_detect", _bool, True, "on a cloud VM (named by local DMI data), ask the "
+               "provider's metadata endpoint for the region"),
+    OptionSpec("metadata_url", _optional_url, None, "base URL of the instance-metadata endpoint "
+               "(default: the provider's own)"),
+    OptionSpec("ip_geolocation", _bool, False, "guess the country from this machine's public IP "
+               "(sends a request; off unless asked)"),
+    OptionSpec("geolocation_url", _optional_url, None, "IP geolocation service to ask"),
+    OptionSpec("intensity_provider", _choice("electricitymaps", "watttime", "ukci"), None,
+               "hourly intensity from a live provider (network): electricitymaps, watttime "
+               "(marginal) or ukci (UK Carbon Intensity)"),
+    OptionSpec("intensity_basis", _choice("lifecycle", "operational"), "lifecycle",
+               "emission-factor basis: lifecycle or operational (direct)"),
+    OptionSpec("intensity_url", _optional_url, None, "base URL of the intensity provider's API"),
+    OptionSpec("intensity_region", _optional_text, None, "the provider's own region where it "
+               "is not a grid zone: a WattTime region (CAISO_NORTH) or a UK region id (13)"),
+    OptionSpec("electricitymaps_token", _optional_text, None, "Electricity Maps API token",
+               secret=True),
+    OptionSpec("watttime_username", _optional_text, None, "WattTime user name", secret=True),
+    OptionSpec("watttime_password", _optional_text, None, "WattTime password", secret=True),
+    OptionSpec("market_factor", _factor, None, "your contract's emission factor (g CO2e/kWh) for "
+               "a market-based figure beside the location-based one"),
+    OptionSpec("instance_type", _optional_text, None, "cloud instance type (for its embodied "
+               "emissions; detected on clouds)"),
+    OptionSpec("embodied", _optional_text, None, "embodied emissions of your own hardware, "
+               "amortised over the run: server=1200kg/4y,gpu=150kg/5y"),
     OptionSpec("pue", _pue, None, "PUE >= 1.0, or 'datacenter' (industry average 1.56)"),
     OptionSpec("data_year", _year, None, "year of the emission factors (default: latest final)"),
     OptionSpec("backend", _backends, ("auto",), "backends by name, comma-separated, or 'auto'"),
@@ -291,9 +359,11 @@ class Options:
             raise AttributeError(name) from None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values (paths as strings, backend instances by name) with their sources."""
+        """JSON-ready values (paths as strings, backend instances by name) with their sources;
+        credentials appear as ``"<set>"``, never their value."""
         return {
-            name: {"value": _plain(value), "source": self.sources[name]}
+            name: {"value": "<set>" if value is not None and SPEC_BY_NAME[name].secret
+                   else _plain(value), "source": self.sources[name]}
             for name, value in self.values.items()
         }
 

@@ -24,9 +24,10 @@ from carbonmonitor.facts import (
     pue_text,
 )
 
-__all__ = ["JOULES_PER_KWH", "Attribution", "BackendStatus", "Basis", "Emissions", "EnergyFigure",
-           "Flag", "GitInfo", "Hardware", "Intensity", "Location", "Method", "PhaseResult", "Pue",
-           "RunIdentity", "RunResult", "Uncertainty", "pue_text", "sum_uncertainty"]
+__all__ = ["JOULES_PER_KWH", "Attribution", "BackendStatus", "Basis", "EmbodiedEmissions",
+           "Emissions", "EnergyFigure", "Flag", "GitInfo", "Hardware", "HourBin", "Intensity",
+           "Location", "Method", "PhaseResult", "Pue", "RunIdentity", "RunResult", "Uncertainty",
+           "pue_text", "sum_uncertainty"]
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,25 @@ class PhaseResult:
 
 
 @dataclass(frozen=True)
+class HourBin:
+    """One time bin of time-resolved accounting: the energy drawn in it and its factor."""
+
+    start: str  # ISO 8601, UTC
+    end: str
+    energy_j: float
+    g_per_kwh: float
+    co2e_g: float
+    source: str  # the provider, or "fallback: <static factor's source>"
+
+
+@dataclass(frozen=True)
 class Emissions:
-    """CO2e of a run: energy x PUE x intensity, and its interval."""
+    """CO2e of a run: energy x PUE x intensity, and its interval (location-based).
+
+    With ``market_factor`` given, ``market_co2e_g`` is the same energy x PUE x that contractual
+    factor (market-based), side by side. With a live provider, ``hourly`` holds the bins the
+    location-based figure was summed from (``time_resolved`` names the provider).
+    """
 
     co2e_g: float
     uncertainty: Uncertainty
@@ -130,10 +148,26 @@ class Emissions:
     pue: float
     intensity_g_per_kwh: float
     basis: Basis
+    market_co2e_g: float | None = None
+    market_factor_g_per_kwh: float | None = None
+    time_resolved: str = ""
+    hourly: tuple[HourBin, ...] = ()
 
     @property
     def co2e_kg(self) -> float:
         return self.co2e_g / 1000.0
+
+
+@dataclass(frozen=True)
+class EmbodiedEmissions:
+    """The run's amortised share of its hardware's manufacturing footprint (reported apart from
+    operational emissions): ``sum(kg CO2e x run duration / lifetime x share)`` over ``parts``."""
+
+    co2e_g: float
+    parts: tuple[str, ...]
+    rule: str
+    low_g: float | None = None  # where a source gives a spread
+    high_g: float | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +245,7 @@ class RunResult:
     sample_count: int = 0
     exit_code: int | None = None
     attribution: Attribution | None = None
+    embodied: EmbodiedEmissions | None = None
 
     @property
     def energy_j(self) -> float:

@@ -53,6 +53,22 @@ def _attribution_lines(result: RunResult) -> list[str]:
     return lines
 
 
+def _more_emissions(result: RunResult) -> list[str]:
+    """Time-resolved bins, the market-based figure and embodied emissions, when present."""
+    em, lines = result.emissions, []
+    if em.time_resolved:
+        fallback = sum(1 for b in em.hourly if b.source.startswith("fallback"))
+        lines.append(f"  hourly     {len(em.hourly)} bins from {em.time_resolved}"
+                     + (f" ({fallback} on the static factor)" if fallback else ""))
+    if em.market_co2e_g is not None:
+        lines.append(f"  market-based {mass_text(em.market_co2e_g)} at your contract's "
+                     f"{em.market_factor_g_per_kwh:g} g/kWh (location-based above)")
+    if result.embodied is not None:
+        lines.append(f"Embodied {mass_text(result.embodied.co2e_g)} CO2e, apart from the "
+                     f"operational figure: {'; '.join(result.embodied.parts)}")
+    return lines
+
+
 def format_summary(result: RunResult) -> str:
     """A multi-line summary, the one printed by ``carbonmonitor run``.
 
@@ -81,6 +97,7 @@ def format_summary(result: RunResult) -> str:
         f"[{inten.licence}]",
         f"  {result.pue.describe()}",
         f"  location   {result.location.describe()}",
+        *_more_emissions(result),
     ]
     if result.phases:
         pw = max(len(p.name) for p in result.phases)

@@ -95,20 +95,24 @@ class Tracker:
                                  argv=argv, config_dir=config_dir, **options)
         files = find_config_files(Path(config_dir) if config_dir is not None else None)
         opts = resolve(options, environ=environ, files=files)
-        with _where_set(opts, "country", "cloud_provider", "cloud_region"):
-            provider = (carbon.validate_provider(opts.cloud_provider) if opts.cloud_provider
-                        else None)
-            self.location = carbon.resolve_location(
-                country=opts.country, cloud_provider=provider, cloud_region=opts.cloud_region)
+        with _where_set(opts, "country", "cloud_provider", "cloud_region", "zone"):
+            self.location, provider = carbon.place(
+                country=opts.country, cloud_provider=opts.cloud_provider,
+                cloud_region=opts.cloud_region, zone=opts.zone)
+        zone_flags: list[Flag] = []
+        if opts.zone:  # an ISO 3166-2 code mapped to the zone serving most of it says so
+            from carbonmonitor.carbon.zones import resolve_zone
+
+            zone_flags.extend(resolve_zone(opts.zone).flags())
         source = opts.sources["cloud_provider"]
-        if self.location.cloud_provider and not provider:
+        if provider and not opts.cloud_provider:
             source = "inferred from cloud_region"
-        provider = self.location.cloud_provider or provider
         self.options = opts = Options({**opts.values, "cloud_provider": provider},
                                       {**opts.sources, "cloud_provider": source})
-        with _where_set(opts, "pue", "data_year"):
+        with _where_set(opts, "pue", "data_year", "intensity_basis"):
             self.pue = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
-            self.intensity = carbon.intensity_for(self.location, data_year=opts.data_year)
+            self.intensity = carbon.intensity_for(self.location, data_year=opts.data_year,
+                                                  basis=opts.intensity_basis)
         self.clock: Clock = clock or SystemClock()
         self.sampling: Sampling = sampling
         self.quiet = quiet
@@ -121,7 +125,7 @@ class Tracker:
         self._state: Literal["new", "running", "stopped"] = "new"
         self._run = Window()
         self._phases: dict[str, Window] = {}
-        self._flags: list[Flag] = []
+        self._flags: list[Flag] = zone_flags
         self._warned: set[str] = set()
         self._thread: threading.Thread | None = None
         self._wake = _Wake()
@@ -150,6 +154,34 @@ class Tracker:
         self._shares_at = 0.0
         self._share_every = 0.0
         self._idle_w, self._idle_source = self._given_idle()
+        self._located = False  # cloud detection / IP geolocation done (see _locate)
+        self._provider: Any = None  # a live intensity provider (checked now, asked at stop)
+        if opts.intensity_provider:
+            from carbonmonitor.carbon.providers import make_provider
+
+            explicit = opts.sources["intensity_basis"] != "default"
+            with _where_set(opts, "intensity_provider", "intensity_basis", "intensity_region"):
+                self._provider = make_provider(
+                    opts.intensity_provider,
+                    basis={"operational": "direct"}.get(opts.intensity_basis,
+                                                        opts.intensity_basis)
+                    if explicit else None,
+                    token=opts.electricitymaps_token, username=opts.watttime_username,
+                    password=opts.watttime_password, url=opts.intensity_url,
+                    region=opts.intensity_region)
+        self._wall_start = 0.0
+        self._embodied_sources: list[Any] | None = None  # see _embodied
+        if opts.embodied:
+            from carbonmonitor.carbon.embodied import parse_embodied
+
+            with _where_set(opts, "embodied"):
+                self._embodied_sources = parse_embodied(opts.embodied)
+        elif opts.instance_type and provider:
+            from carbonmonitor.carbon.embodied import embodied_for_instance
+
+            with _where_set(opts, "instance_type"):
+                self._embodied_sources = [embodied_for_instance(provider, opts.instance_type)]
+        self._instance_type: str | None = opts.instance_type
         self._flush_interval = float(opts.flush_interval)  # read at every tick
         # the same objects in every result of this run (so their JSON is made once)
         self._backends_seen = tuple(self._statuses)
@@ -182,10 +214,13 @@ class Tracker:
             if self.options.idle_measure_s > 0:
                 _guard(self._measure_idle, None)
             self._t_start = self._t_last = self._last_flush = self.clock.monotonic()
+            self._wall_start = self.clock.wall()
             self._run.opened_at = self._t_start
             self._shares_at = self._t_start
-            if self._policy == "process" and self.sampling == "manual":
-                _guard(self._start_attribution, None)
+            if self.sampling == "manual":
+                _guard(self._locate, None)
+                if self._policy == "process":
+                    _guard(self._start_attribution, None)
             self._read_all(self._t_start, record=True)
         # A tracker never stopped (a script that forgot stop(), sys.exit in the middle) is
         # stopped at interpreter exit, and one dropped while running when it is collected, so
@@ -239,7 +274,10 @@ class Tracker:
                     self._flags.append(Flag("phase-open-at-stop", f"phase {path!r} was still "
                                             "open when the run stopped; closed at stop"))
             self._meter.close()
-            self.result = result = self._build_result(now, status, exit_code)
+            result = self._build_result(now, status, exit_code)
+            if self._provider is not None:
+                result = _guard(lambda: self._account_live(result), result)
+            self.result = result
             batch = _guard(lambda: self._batch(result), None) if self.store else None
         written = batch is not None and self.store is not None and self._write(batch, final=True)
         if self.store is not None:
@@ -483,10 +521,62 @@ class Tracker:
         self._share_every = attribution.SHARE_EVERY_S
 
     def _begin_sampling(self) -> None:
+        """The sampler thread's first steps, off the path to start()'s return: where the run is
+        (when no option said), and the attribution's first sample."""
+        _guard(self._locate, None)
         with self._lock:
             if self._state == "running" and self._policy == "process" \
                     and self._attributor is None:
                 _guard(self._start_attribution, None)
+
+    def _locate(self) -> None:
+        """Cloud detection (local DMI data; the provider's metadata endpoint only when DMI names
+        one), then IP geolocation when the user opted in; only when no place was given."""
+        from carbonmonitor import carbon
+
+        opts = self.options
+        if self._located or self.location.status != "unknown":
+            return
+        self._located = True
+        flags: list[Flag] = []
+        location, provider = None, opts.cloud_provider
+        if opts.cloud_detect:
+            from carbonmonitor.carbon.detect import detect_cloud
+
+            found = detect_cloud(Path(opts.sysfs_root), metadata_url=opts.metadata_url)
+            flags.extend(found.flags)
+            if found.provider and (provider in (None, found.provider)):
+                provider = found.provider
+                self._instance_type = self._instance_type or found.instance_type
+                if found.region:
+                    try:
+                        location, provider = carbon.place(
+                            country=None, cloud_provider=found.provider,
+                            cloud_region=found.region)
+                        flags.append(Flag(
+                            "location-detected", f"{location.describe()}, from the "
+                            f"{found.provider} metadata endpoint ({found.evidence})", ""))
+                    except ConfigError as err:
+                        flags.append(Flag("cloud-region-unknown", f"the metadata endpoint says "
+                                          f"{found.provider}:{found.region}, which the shipped "
+                                          f"tables do not know ({err})",
+                                          "set country= or cloud_region= (a region close by)"))
+        if location is None and opts.ip_geolocation:
+            from carbonmonitor.carbon.detect import geolocate_ip
+
+            code, flag = geolocate_ip(opts.geolocation_url)
+            flags.append(flag)
+            if code:
+                location, _ = carbon.place(country=code, cloud_provider=provider,
+                                           cloud_region=None)
+        with self._lock:
+            self._flags.extend(flags)
+            if location is None and provider == opts.cloud_provider:
+                return
+            self.location = location or self.location
+            self.pue = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
+            self.intensity = carbon.intensity_for(self.location, data_year=opts.data_year,
+                                                  basis=opts.intensity_basis)
 
     def _update_shares(self, now: float) -> None:
         """New shares for the energy drawn since the last update (lock held)."""
@@ -590,6 +680,7 @@ class Tracker:
             flags.append(Flag("pue-local-default", "PUE 1.0 assumed: a local machine with no "
                               "data-centre overhead",
                               "set pue= (e.g. pue=1.4 or pue='datacenter') or cloud_provider="))
+        embodied = _guard(lambda: self._embodied(duration, flags), None)
         if provisional:
             if self._identity_cache is None:
                 self._identity_cache = finish_identity(self._identity, self.options, self.clock,
@@ -602,12 +693,37 @@ class Tracker:
             duration_s=duration, energy=energy, phases=tuple(phases), location=self.location,
             intensity=self.intensity, pue=self.pue,
             emissions=carbon.account(sum(f.energy_j for f in energy), sum_uncertainty(energy),
-                                     self.pue, self.intensity),
+                                     self.pue, self.intensity,
+                                     market_factor=self.options.market_factor),
             backends=self._backends_seen, flags=tuple(flags),
             options=self._options_plain if provisional else self.options.to_dict(),
             sample_count=len(self._meter.series_t),
             exit_code=exit_code,
-            attribution=self._attribution_record(Attribution))
+            attribution=self._attribution_record(Attribution),
+            embodied=embodied)
+
+    def _embodied(self, duration_s: float, flags: list[Flag]) -> Any:
+        """The run's amortised embodied emissions: the user's figures, else the cloud
+        instance's (given or detected); None when neither is known."""
+        from carbonmonitor.carbon.embodied import amortised, embodied_for_instance
+        from carbonmonitor.records import EmbodiedEmissions
+
+        provider = self.location.cloud_provider or self.options.cloud_provider
+        if self._embodied_sources is None and self._instance_type and provider:
+            try:  # a detected type (a given one was checked in the constructor)
+                self._embodied_sources = [embodied_for_instance(provider, self._instance_type)]
+            except ConfigError as err:
+                self._embodied_sources = []
+                flag = Flag("embodied-instance-unknown", str(err),
+                            "set instance_type= or embodied=")
+                self._flags.append(flag)
+                flags.append(flag)
+        if not self._embodied_sources:
+            return None
+        found = amortised(self._embodied_sources, duration_s)
+        flags.extend(f for f in found.flags if f not in flags)
+        return EmbodiedEmissions(found.grams, tuple(p.describe() for p in found.parts),
+                                 found.rule, found.grams_low, found.grams_high)
 
     def _attribution_record(self, record: Any) -> Any:
         """The result's Attribution: the policy that really applied, and what to know."""
@@ -618,6 +734,43 @@ class Tracker:
                 "the run ended before its process tree was first sampled: all device energy "
                 "is attributed to it",))
         return record(self._policy, self._idle_source)
+
+    def _account_live(self, result: RunResult) -> RunResult:
+        """The final result accounted hour by hour with the live provider's factors; the
+        static factor covers hours the provider does not (and all of them when it fails)."""
+        from carbonmonitor.carbon.countries import resolve_country
+        from carbonmonitor.carbon.live import live_emissions, points_from_series
+        from carbonmonitor.records import HourBin, Uncertainty
+
+        where = self.location
+        zone = where.zone or (resolve_country(where.country_iso3).alpha2
+                              if where.country_iso3 else None)
+        if zone is None:
+            return dataclasses.replace(result, flags=(*result.flags, Flag(
+                "intensity-live-skipped", f"{self._provider.name}: the run's location is "
+                "unknown, so no hourly factors were asked for",
+                "set country=, zone= or cloud_region=")))
+        points = points_from_series(self._wall_start, list(self._meter.series_t),
+                                    {k: list(v) for k, v in self._meter.series.items()})
+        account = live_emissions(
+            self._provider, zone, points, fallback_g_per_kwh=self.intensity.g_per_kwh,
+            fallback_source=f"{self.intensity.source} {self.intensity.year}",
+            fallback_basis=self.intensity.basis, pue=self.pue.value)
+        static = result.emissions
+        scale = account.co2e_g / static.co2e_g if static.co2e_g > 0 else 1.0
+        bases: set[Any] = set(account.bases)
+        emissions = dataclasses.replace(
+            static, co2e_g=account.co2e_g,
+            uncertainty=Uncertainty(static.uncertainty.low * scale,
+                                    static.uncertainty.high * scale,
+                                    f"{static.uncertainty.rule}; hourly factors"),
+            intensity_g_per_kwh=account.g_per_kwh or static.intensity_g_per_kwh,
+            basis=bases.pop() if len(bases) == 1 else static.basis,
+            time_resolved=self._provider.name,
+            hourly=tuple(HourBin(r.start_utc.isoformat(), r.end_utc.isoformat(), r.energy_j,
+                                 r.g_per_kwh, r.co2e_g, r.source) for r in account.rows))
+        return dataclasses.replace(result, emissions=emissions,
+                                   flags=(*result.flags, *account.flags))
 
     def _short_windows(self, duration: float, phases: list[PhaseResult]) -> list[Flag]:
         """A flag naming the run or phases too short for a counter's update period: their

@@ -61,6 +61,7 @@ sys.exit(128 - code if code < 0 else code)
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without CARBONMONITOR_* variables, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONMONITOR_")}
+    env["CARBONMONITOR_CLOUD_DETECT"] = "false"  # never the real metadata endpoint in tests
     env.pop("PYTHONSTARTUP", None)
     env.update(extra)
     return env

@@ -17,6 +17,12 @@ from carbonmonitor.errors import DataError
 PACKAGE_DATA = Path(str(resources.files("carbonmonitor.data")))
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 COPIED = (
+    "embodied/ccf_embodied_aws.csv",
+    "embodied/ccf_embodied_azure.csv",
+    "embodied/ccf_embodied_gcp.csv",
+    "embodied/ccf_embodied_gcp_mean.csv",
+    "embodied/boavizta_manufacturer_pcf_datacenter.csv",
+    "subnational/electricitymaps_yearly_2024_direct_and_lifecycle.csv",
     "grid/owid_electricity_by_country_year.csv",
     "grid/iso3166_countries.csv",
     "grid/lifecycle_emission_factors.csv",
@@ -30,7 +36,9 @@ COPIED = (
     "hardware/cpu_microarchitecture_ccf.csv",
     "hardware/gpu_tdp.csv",
 )
-CURATED_HERE = ("hardware/memory_power.csv", "grid/country_aliases.csv")
+CURATED_HERE = ("hardware/memory_power.csv", "grid/country_aliases.csv",
+                "embodied/ccf_instance_vcpus.csv", "embodied/embodied_sources.csv",
+                "grid/iso3166_2_zones.csv")
 
 
 def parse(relpath: str) -> list[dict[str, str]]:

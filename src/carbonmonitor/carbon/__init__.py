@@ -12,6 +12,7 @@ from __future__ import annotations
 from carbonmonitor.carbon.accounting import account
 from carbonmonitor.carbon.countries import Country, resolve_country
 from carbonmonitor.carbon.intensity import default_data_year, intensity_for, resolve_location
+from carbonmonitor.carbon.place import place
 from carbonmonitor.carbon.pue import resolve_pue
 from carbonmonitor.carbon.regions import (
     PROVIDERS,
@@ -27,6 +28,7 @@ __all__ = [
     "account",
     "default_data_year",
     "intensity_for",
+    "place",
     "resolve_cloud_region",
     "resolve_country",
     "resolve_location",

@@ -13,12 +13,14 @@ __all__ = ["account"]
 
 
 def account(
-    energy_j: float, energy_uncertainty: Uncertainty, pue: Pue, intensity: Intensity
+    energy_j: float, energy_uncertainty: Uncertainty, pue: Pue, intensity: Intensity,
+    market_factor: float | None = None,
 ) -> Emissions:
     """CO2e in grams of ``energy_j`` drawn at ``pue`` from a grid of ``intensity``.
 
     The interval is the energy interval scaled by the same factors; the factor's own
-    uncertainty is not yet included (the rule says so).
+    uncertainty is not yet included (the rule says so). ``market_factor`` (g/kWh, a contract's)
+    adds the market-based figure beside the location-based one.
 
     Example:
         >>> from carbonmonitor.records import Intensity, Pue, Uncertainty
@@ -43,4 +45,6 @@ def account(
         pue=pue.value,
         intensity_g_per_kwh=intensity.g_per_kwh,
         basis=intensity.basis,
+        market_co2e_g=None if market_factor is None else energy_kwh * pue.value * market_factor,
+        market_factor_g_per_kwh=market_factor,
     )

@@ -1,8 +1,13 @@
 """Grid carbon intensity for a location and year, from the shipped tables (data README section 0).
 
-Chain: GCP region -> Google's own figure; AWS/Azure region -> its Electricity Maps zone; any
-region without a value -> its country in OWID; country -> OWID; nothing -> OWID's World row.
-Each step that falls back adds a :class:`~carbonmonitor.records.Flag` to the result.
+Chain: GCP region -> Google's own figure; AWS/Azure region or grid zone -> its Electricity Maps
+zone; any region or zone without a value -> its country in OWID; country -> OWID; nothing ->
+OWID's World row. Each step that falls back adds a :class:`~carbonmonitor.records.Flag` to the
+result.
+
+Basis: OWID and the Electricity Maps yearly table are life-cycle. The operational (direct)
+basis comes from Electricity Maps' 2024 table only, for zones and for countries that are a
+zone; Google's region figures keep their own basis (operational since 2021).
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from functools import cache
 from carbonmonitor.carbon.countries import OWID_COLUMNS, resolve_country
 from carbonmonitor.carbon.regions import resolve_cloud_region, validate_provider
 from carbonmonitor.data import preliminary_years, read_columns, read_matching
-from carbonmonitor.errors import ConfigError, DataError
+from carbonmonitor.errors import ConfigError, DataError, did_you_mean
 from carbonmonitor.facts import Basis, Flag, Intensity, Location
 
-__all__ = ["default_data_year", "intensity_for", "resolve_location"]
+__all__ = ["BASES", "default_data_year", "intensity_for", "resolve_location"]
 
 WORLD = "OWID_WRL"
+BASES: tuple[Basis, ...] = ("lifecycle", "operational")
+"""The bases the static tables offer (``marginal`` comes only from a live provider)."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,8 @@ class _Table:
     key: str
     label: str
     value: str
-    basis: str = ""  # column holding the basis per row; empty: the whole table is life-cycle
+    basis: str = ""  # column holding the basis per row; empty: the whole table has table_basis
+    table_basis: Basis = "lifecycle"
     zone_prefix: str = ""
     columns: tuple[str, ...] = ()  # columns to read; default: key, label, value, year, basis
 
@@ -49,6 +57,12 @@ OWID = _Table(
 EM = _Table(
     "subnational/electricitymaps_yearly_2021_2025.csv", "Electricity Maps", "ODbL 1.0",
     key="zone", label="zone_name", value="carbon_intensity_lifecycle_gco2e_per_kwh",
+)
+# Electricity Maps' 2024 release with both bases (data README 2.2); read for its direct column.
+DIRECT = _Table(
+    "subnational/electricitymaps_yearly_2024_direct_and_lifecycle.csv", "Electricity Maps",
+    "ODbL 1.0", key="zone", label="zone_name", value="carbon_intensity_direct_gco2e_per_kwh",
+    table_basis="operational",
 )
 GCP = _Table(
     "cloud/gcp_region_carbon_info_2019_2024.csv", "Google Cloud region-carbon-info", "Apache-2.0",
@@ -101,67 +115,140 @@ def default_data_year() -> int:
     return max(set(entry[1]) - preliminary_years(OWID.path))
 
 
-def intensity_for(location: Location, *, data_year: int | None = None) -> Intensity:
+def intensity_for(location: Location, *, data_year: int | None = None,
+                  basis: Basis = "lifecycle") -> Intensity:
     """Carbon intensity of the grid at ``location`` for ``data_year`` (default: latest final year).
 
     A missing year falls back to the latest earlier one; preliminary years are used only when
     asked for explicitly. Every fallback is flagged on the result.
+
+    Args:
+        location: where the energy is drawn (:func:`resolve_location`, or a grid zone).
+        data_year: the year of the factor; None for the latest final year.
+        basis: ``"lifecycle"`` or ``"operational"`` (direct: combustion only; Electricity Maps
+            2024 figures, for grid zones and for countries that are one). Where no figure of
+            that basis exists, the life-cycle figure is used and flagged; a GCP region always
+            gets Google's own figure, whose basis is recorded.
 
     Example:
         >>> intensity_for(Location("unknown")).zone
         'OWID_WRL'
 
     Raises:
-        ConfigError: ``data_year`` is outside the years the tables cover.
+        ConfigError: ``data_year`` is outside the years the tables cover, an unknown ``basis``,
+            or operational figures asked for a year before the first one shipped.
     """
-    target = _target_year(data_year)
+    _check_basis(basis)
+    target = target_year(data_year)
     explicit = data_year is not None
     if location.status == "unknown":
-        return _with(_world(target, explicit), Flag(
+        return _with(_world(target, explicit, basis), Flag(
             "location-unknown", "no location given: world average used",
             'set country= (e.g. country="DE") or cloud_provider= and cloud_region=; '
             "carbonmonitor never guesses a country",
         ))
-    if location.cloud_region:
-        regional = _regional(location, target, explicit)
+    if location.cloud_region or location.zone:
+        regional = _regional(location, target, explicit, basis)
         if regional is not None:
             return regional
-        return _with(_country(location, target, explicit), Flag(
+        where = (f"{location.cloud_provider}:{location.cloud_region}" if location.cloud_region
+                 else f"zone {location.zone}")
+        return _with(_country(location, target, explicit, basis), Flag(
             "intensity-country-fallback",
-            f"no grid-zone figure for {location.cloud_provider}:{location.cloud_region} "
-            f"in {target} or earlier: {location.country_name} country average used",
+            f"no grid-zone figure for {where} in {target} or earlier: "
+            f"{location.country_name} country average used",
             "none possible with the shipped data; the country average ignores regional grids",
         ))
-    return _country(location, target, explicit)
+    return _country(location, target, explicit, basis)
 
 
-def _regional(location: Location, target: int, explicit: bool) -> Intensity | None:
-    if location.cloud_provider == "gcp":
-        return _lookup(GCP, location.cloud_region or "", target, explicit)
+def _check_basis(basis: str) -> None:
+    if basis not in BASES:
+        raise ConfigError(
+            f"unknown intensity basis {basis!r}.{did_you_mean(basis, BASES)} "
+            f"Fix: use one of {', '.join(BASES)}."
+        )
+
+
+def _regional(location: Location, target: int, explicit: bool, basis: Basis
+              ) -> Intensity | None:
+    if location.cloud_provider == "gcp" and location.cloud_region:
+        return _lookup(GCP, location.cloud_region, target, explicit)
     if location.zone:
-        return _lookup(EM, location.zone, target, explicit)
+        return _zone(location.zone, target, explicit, basis)
     return None
 
 
-def _country(location: Location, target: int, explicit: bool) -> Intensity:
+def _zone(zone: str, target: int, explicit: bool, basis: Basis) -> Intensity | None:
+    """The Electricity Maps figure of ``zone``; an operational request without an operational
+    figure for the zone falls back to its life-cycle figure, flagged."""
+    if basis == "operational":
+        direct = _direct(zone, target, explicit)
+        if direct is not None:
+            return direct
+        found = _lookup(EM, zone, target, explicit)
+        return None if found is None else _with(found, _basis_fallback(found.zone_name))
+    return _lookup(EM, zone, target, explicit)
+
+
+def _direct(key: str, target: int, explicit: bool) -> Intensity | None:
+    """The operational figure of zone ``key``; the table starts in 2024, so an earlier year
+    has no "latest earlier year" to fall back to and is refused."""
+    entry = _entry(DIRECT, key)
+    if entry is None:
+        return None
+    first = min(entry[1])
+    if target < first:
+        years = sorted(entry[1])
+        raise ConfigError(
+            f"operational (direct) intensity is shipped for {', '.join(map(str, years))} only "
+            f"(Electricity Maps, {DIRECT.path}); data_year {target} has none. Fix: pass "
+            f"data_year={years[-1]} or omit data_year=, or use intensity_basis=\"lifecycle\" "
+            f"for {target}."
+        )
+    return _lookup(DIRECT, key, target, explicit)
+
+
+def _basis_fallback(name: str) -> Flag:
+    return Flag(
+        "intensity-basis-fallback",
+        f"no operational (direct) intensity for {name}: life-cycle value used",
+        'use intensity_basis="lifecycle" to compare like with like',
+    )
+
+
+def _country(location: Location, target: int, explicit: bool, basis: Basis) -> Intensity:
+    if basis == "operational":
+        # Electricity Maps names a country's zone by its ISO alpha-2 code (Kosovo: XK).
+        alpha2 = resolve_country(location.country_iso3 or "").alpha2
+        direct = _direct(alpha2, target, explicit) if alpha2 else None
+        if direct is not None:
+            return direct
     found = _lookup(OWID, location.country_iso3 or "", target, explicit)
-    if found is not None:
-        return found
-    return _with(_world(target, explicit), Flag(
-        "intensity-world-fallback",
-        f"no grid intensity for {location.country_name} in {OWID.path}: world average used",
-        "none possible with the shipped data",
-    ))
+    if found is None:
+        found = _with(_world(target, explicit, "lifecycle"), Flag(
+            "intensity-world-fallback",
+            f"no grid intensity for {location.country_name} in {OWID.path}: world average used",
+            "none possible with the shipped data",
+        ))
+    return found if basis == "lifecycle" else _with(found, _basis_fallback(
+        location.country_name or found.zone_name))
 
 
-def _world(target: int, explicit: bool) -> Intensity:
+def _world(target: int, explicit: bool, basis: Basis) -> Intensity:
     world = _lookup(OWID, WORLD, target, explicit)
     if world is None:
         raise DataError(f"no World row ({WORLD}) in {OWID.path}")
-    return world
+    return world if basis == "lifecycle" else _with(world, _basis_fallback("World"))
 
 
-def _target_year(data_year: int | None) -> int:
+def target_year(data_year: int | None) -> int:
+    """The year a factor is wanted for: ``data_year``, checked against the years the World
+    row covers, or the default year.
+
+    Raises:
+        ConfigError: ``data_year`` is outside that range.
+    """
     if data_year is None:
         return default_data_year()
     world = _entry(OWID, WORLD)
@@ -177,11 +264,23 @@ def _target_year(data_year: int | None) -> int:
     return data_year
 
 
+def series_of(table: _Table, key: str) -> tuple[str, _Series] | None:
+    """(label, year -> (g/kWh, basis)) of one key of ``table``; None when it has no value."""
+    return _entry(table, key)
+
+
 def _lookup(table: _Table, key: str, target: int, explicit: bool) -> Intensity | None:
     """The value for ``target``, else the latest earlier final year; None when there is none."""
     entry = _entry(table, key)
     if entry is None:
         return None
+    return choose_year(table, key, entry, target, explicit)
+
+
+def choose_year(table: _Table, key: str, entry: tuple[str, _Series], target: int,
+                explicit: bool) -> Intensity | None:
+    """The factor of ``entry`` (label, series of ``key``) that the year rule picks for
+    ``target``, with its flags; None when no year qualifies."""
     label, series = entry
     prelim = preliminary_years(table.path)
     usable = [y for y in series if y <= target and (y not in prelim or (explicit and y == target))]
@@ -221,6 +320,12 @@ def _entry(table: _Table, key: str) -> tuple[str, _Series] | None:
     return _index(table).get(key)
 
 
+def series_index(table: _Table) -> dict[str, tuple[str, _Series]]:
+    """Key -> (label, year -> (g/kWh, basis)) for every key of ``table`` (the OWID table: each
+    entity with an ISO or OWID code)."""
+    return _index(table)
+
+
 @cache
 def _index(table: _Table) -> dict[str, tuple[str, _Series]]:
     return _build_index(table, table.read())
@@ -242,7 +347,7 @@ def _build_index(table: _Table, rows: tuple[dict[str, str], ...]
 
 
 def _basis(row: dict[str, str], table: _Table) -> Basis:
-    text = row[table.basis] if table.basis else "lifecycle"
+    text = row[table.basis] if table.basis else table.table_basis
     if text == "lifecycle":
         return "lifecycle"
     if text == "operational":

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from carbonmonitor._version import __version__
 from carbonmonitor.errors import CarbonMonitorError, did_you_mean
-from carbonmonitor.options import SPECS
+from carbonmonitor.options import SPEC_BY_NAME, SPECS
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 128 + 2  # SIGINT, as shells report it
@@ -63,7 +63,7 @@ def _settle_stderr() -> None:
 def option_values(args: argparse.Namespace) -> dict[str, Any]:
     """The options given as flags; absent ones are left to environment, config and defaults."""
     return {spec.name: getattr(args, spec.name) for spec in SPECS
-            if getattr(args, spec.name) is not None}
+            if getattr(args, spec.name, None) is not None}
 
 
 def cli_spelling(message: str) -> str:
@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run COMMAND, measure the machine's energy while it runs, print a summary "
                     "on stderr and exit with COMMAND's exit code.")
     for spec in SPECS:
-        run.add_argument(spec.flag, dest=spec.name, metavar=spec.name.upper(), help=spec.help)
+        if not spec.secret:  # credentials come from the environment or a config file
+            run.add_argument(spec.flag, dest=spec.name, metavar=spec.name.upper(),
+                             help=spec.help)
     run.add_argument("--quiet", action="store_true", help="no live power line, no summary")
     run.add_argument("--json", metavar="PATH", help="also write the result as JSON to PATH")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND",
@@ -118,10 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Probe every measurement backend with the options in effect and show what "
                     "each measures here, or why it cannot and how to fix that.")
     for spec in SPECS:
-        devices.add_argument(spec.flag, dest=spec.name, metavar=spec.name.upper(),
-                             help=argparse.SUPPRESS)
+        if not spec.secret:
+            devices.add_argument(spec.flag, dest=spec.name, metavar=spec.name.upper(),
+                                 help=argparse.SUPPRESS)
     devices.add_argument("--json", action="store_true", help="print JSON")
     _store_commands(commands)
+    from carbonmonitor.cli.intensity import add_parser as add_intensity
+
+    add_intensity(commands)
     return parser
 
 
@@ -146,6 +152,13 @@ def _store_commands(commands: Any) -> None:
                       help="a run id, a unique prefix of one, or 'last' for the newest run")
     add_db(show)
     show.add_argument("--json", action="store_true", help="print the full result as JSON")
+    again = show.add_argument_group(
+        "re-accounting", "recompute the run's CO2e for another place, year, PUE or contract, "
+        "without re-measuring (the stored run is not changed)")
+    for name in ("country", "cloud_provider", "cloud_region", "zone", "pue", "data_year",
+                 "market_factor"):
+        spec = SPEC_BY_NAME[name]
+        again.add_argument(spec.flag, dest=name, metavar=name.upper(), help=spec.help)
     export = commands.add_parser(
         "export", allow_abbrev=False, help="export runs as CSV (CodeCarbon's columns) or JSON",
         description="Export stored runs. CSV: one row per run with CodeCarbon 3.3.2's "
@@ -181,6 +194,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from carbonmonitor.cli.devices import devices_command
 
             return devices_command(args)
+        if args.command == "intensity":
+            from carbonmonitor.cli.intensity import intensity_command
+
+            return int(intensity_command(args))
         if args.command in ("runs", "show", "export"):
             from carbonmonitor.cli import store
 

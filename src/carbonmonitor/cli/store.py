@@ -106,8 +106,17 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: tuple[in
         print("  ".join(cells).rstrip(), file=out)
 
 
+REACCOUNT = ("country", "cloud_provider", "cloud_region", "zone", "pue", "data_year",
+             "market_factor")
+
+
 def show_command(args: argparse.Namespace) -> int:
     result = _store(args).load(args.run)
+    where = {name: getattr(args, name) for name in REACCOUNT if getattr(args, name) is not None}
+    if where:
+        from carbonmonitor.reaccount import reaccount
+
+        result = reaccount(result, **where)
     if args.json:
         print(result.to_json(indent=2))
     else:

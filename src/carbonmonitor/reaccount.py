@@ -1,0 +1,96 @@
+"""Re-accounting: a stored run's CO2e for another place, year, PUE or contract, without
+re-measuring (DESIGN: accounting is a pure function of stored measurements and data tables).
+
+Example:
+    >>> import carbonmonitor
+    >>> with carbonmonitor.track(backend="fake", country="FR", quiet=True, db="off") as run:
+    ...     pass
+    >>> moved = carbonmonitor.reaccount(run.result, country="PL")
+    >>> (run.result.intensity.zone, moved.intensity.zone, moved.energy_j == run.result.energy_j)
+    ('FRA', 'POL', True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from carbonmonitor.facts import Flag
+from carbonmonitor.records import RunResult, sum_uncertainty
+
+__all__ = ["reaccount"]
+
+# Flags that describe where and how a run was accounted, replaced when it is re-accounted.
+_ACCOUNTING_FLAGS = ("location-", "intensity-", "pue-", "zone-", "reaccounted")
+
+
+def reaccount(run: RunResult | str, *, country: str | None = None,
+              cloud_provider: str | None = None, cloud_region: str | None = None,
+              zone: str | None = None, pue: Any = None, data_year: int | None = None,
+              market_factor: float | None = None, basis: Any = None, db: Any = None
+              ) -> RunResult:
+    """The run's result accounted as if it had run elsewhere (or in another year, under another
+    PUE or contract): the same energy, new location, intensity, PUE and emissions.
+
+    Args:
+        run: a result, or a run id (or unique prefix, or ``"last"``) in the store ``db``.
+        country, cloud_provider, cloud_region, zone: the new place, with the same meaning and
+            checks as the options of the same names. None of them: the run's own place.
+        pue, data_year, market_factor: as the options; None keeps the run's PUE source rule
+            (the provider's fleet PUE, or 1.0 for a local machine) and latest final year.
+        basis: ``"lifecycle"`` or ``"operational"``; None: the run's own basis.
+
+    Raises:
+        ConfigError: an unknown or contradictory place, year or value.
+    """
+    from carbonmonitor import carbon
+    from carbonmonitor.options import resolve
+
+    result = run if isinstance(run, RunResult) else _load(run, db)
+    given = {"country": country, "cloud_provider": cloud_provider,
+             "cloud_region": cloud_region, "zone": zone, "pue": pue, "data_year": data_year,
+             "market_factor": market_factor, "intensity_basis": basis}
+    opts = resolve({k: v for k, v in given.items() if v is not None}, environ={},
+                   where="in reaccount()")
+    moved = any(v is not None for v in (country, cloud_provider, cloud_region, zone))
+    if moved:
+        location, provider = carbon.place(country=opts.country, cloud_provider=opts.cloud_provider,
+                                          cloud_region=opts.cloud_region, zone=opts.zone)
+    else:
+        location, provider = result.location, result.location.cloud_provider
+    pue_record = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
+    intensity = carbon.intensity_for(location, data_year=opts.data_year,
+                                     basis=opts.intensity_basis if basis is not None
+                                     else _static_basis(result))
+    factor = (opts.market_factor if opts.market_factor is not None
+              else result.emissions.market_factor_g_per_kwh)
+    emissions = carbon.account(result.energy_j, sum_uncertainty(result.energy), pue_record,
+                               intensity, market_factor=factor)
+    kept = [f for f in result.flags if not f.code.startswith(_ACCOUNTING_FLAGS)]
+    flags = [*kept, *intensity.flags]
+    if zone is not None:
+        from carbonmonitor.carbon.zones import resolve_zone
+
+        flags.extend(resolve_zone(zone).flags())
+    if pue_record.kind == "local-default":
+        flags.append(Flag("pue-local-default", "PUE 1.0 assumed: a local machine with no "
+                          "data-centre overhead",
+                          "set pue= (e.g. pue=1.4 or pue='datacenter') or cloud_provider="))
+    flags.append(Flag("reaccounted", f"re-accounted for {location.describe()} "
+                      f"({intensity.zone_name} {intensity.year}, PUE {pue_record.value:g}); "
+                      f"measured in {result.location.describe()} at "
+                      f"{result.intensity.g_per_kwh:g} g/kWh", ""))
+    return dataclasses.replace(result, location=location, intensity=intensity, pue=pue_record,
+                               emissions=emissions, flags=tuple(flags))
+
+
+def _static_basis(result: RunResult) -> Any:
+    """The basis the run asked for (``intensity_basis``; runs from before it: life-cycle)."""
+    asked = result.options.get("intensity_basis", {})
+    return asked.get("value", "lifecycle") if isinstance(asked, dict) else "lifecycle"
+
+
+def _load(run_id: str, db: Any) -> RunResult:
+    from carbonmonitor.store import load
+
+    return load(run_id, db=db)  # StoreError names the store and how to list its runs
