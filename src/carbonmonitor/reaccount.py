@@ -37,7 +37,8 @@ def reaccount(run: RunResult | str, *, country: str | None = None,
         country, cloud_provider, cloud_region, zone: the new place, with the same meaning and
             checks as the options of the same names. None of them: the run's own place.
         pue, data_year, market_factor: as the options; None keeps the run's PUE source rule
-            (the provider's fleet PUE, or 1.0 for a local machine) and latest final year.
+            (the provider's fleet PUE, or 1.0 for a local machine) and the year rule (the
+            run's own year where final data exists for it, else the latest final year).
         basis: ``"lifecycle"`` or ``"operational"``; None: the run's own basis.
 
     Raises:
@@ -58,8 +59,13 @@ def reaccount(run: RunResult | str, *, country: str | None = None,
                                           cloud_region=opts.cloud_region, zone=opts.zone)
     else:
         location, provider = result.location, result.location.cloud_provider
-    pue_record = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
-    intensity = carbon.intensity_for(location, data_year=opts.data_year,
+    year = opts.data_year
+    if year is None:  # the run's own year where final data exists for it (DESIGN year rule)
+        from carbonmonitor.carbon.intensity import year_for_run
+
+        year = year_for_run(int(result.identity.started_at[:4]))
+    pue_record = carbon.resolve_pue(opts.pue, provider, data_year=year)
+    intensity = carbon.intensity_for(location, data_year=year,
                                      basis=opts.intensity_basis if basis is not None
                                      else _static_basis(result))
     factor = (opts.market_factor if opts.market_factor is not None

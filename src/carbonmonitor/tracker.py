@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -109,11 +110,17 @@ class Tracker:
             source = "inferred from cloud_region"
         self.options = opts = Options({**opts.values, "cloud_provider": provider},
                                       {**opts.sources, "cloud_provider": source})
-        with _where_set(opts, "pue", "data_year", "intensity_basis"):
-            self.pue = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
-            self.intensity = carbon.intensity_for(self.location, data_year=opts.data_year,
-                                                  basis=opts.intensity_basis)
         self.clock: Clock = clock or SystemClock()
+        # the factors' year: data_year=, else the run's own year if final data exists for it
+        self._data_year: int | None = opts.data_year
+        if self._data_year is None:
+            from carbonmonitor.carbon.intensity import year_for_run
+
+            self._data_year = year_for_run(time.gmtime(self.clock.wall()).tm_year)
+        with _where_set(opts, "pue", "data_year", "intensity_basis"):
+            self.pue = carbon.resolve_pue(opts.pue, provider, data_year=self._data_year)
+            self.intensity = carbon.intensity_for(self.location, data_year=self._data_year,
+                                                  basis=opts.intensity_basis)
         self.sampling: Sampling = sampling
         self.quiet = quiet
         self._argv = argv
@@ -574,8 +581,8 @@ class Tracker:
             if location is None and provider == opts.cloud_provider:
                 return
             self.location = location or self.location
-            self.pue = carbon.resolve_pue(opts.pue, provider, data_year=opts.data_year)
-            self.intensity = carbon.intensity_for(self.location, data_year=opts.data_year,
+            self.pue = carbon.resolve_pue(opts.pue, provider, data_year=self._data_year)
+            self.intensity = carbon.intensity_for(self.location, data_year=self._data_year,
                                                   basis=opts.intensity_basis)
 
     def _update_shares(self, now: float) -> None:

@@ -88,3 +88,21 @@ def test_show_re_accounts_without_changing_the_stored_run(shipped, tmp_path):
     assert again.location.country_iso3 == "FRA" and again.co2e_g == run.co2e_g
     bad = run_cli(["show", run.identity.run_id, "--db", db, "--country", "Polend"])
     assert bad.returncode == 2 and "Poland" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_a_run_from_an_earlier_year_uses_that_years_factors(shipped, tmp_path):
+    """The year rule: a run in 2022 (final data exists) gets 2022's factor; a run in the
+    current year gets the latest final year's."""
+    from datetime import datetime, timezone
+
+    clock = ManualClock(start_wall=datetime(2022, 7, 1, tzinfo=timezone.utc).timestamp())
+    tracker = Tracker(backend=[FakeBackend({"cpu": 100.0})], clock=clock, sampling="manual",
+                      quiet=True, db="off", country="DE", attribution="machine")
+    tracker.start()
+    clock.advance(36)
+    run = tracker.stop()
+    assert run.intensity.year == 2022
+    assert run.intensity.g_per_kwh == shipped.owid("DEU", 2022)
+    assert carbonmonitor.reaccount(run, country="FR").intensity.year == 2022
+    now = measured(tmp_path, country="DE")
+    assert now.intensity.year == shipped.final_year()

@@ -226,3 +226,16 @@ def test_export_to_a_directory_is_refused(tmp_path: Path) -> None:
     make_runs(db)
     done = run_cli(["export", "--output", str(tmp_path), "--db", str(db)])
     assert done.returncode == 2 and "is a directory" in done.stderr
+
+
+def test_runs_says_when_the_listed_co2e_mix_bases(tmp_path: Path) -> None:
+    """GCP's own factors are operational, OWID's life-cycle: a list with both says so."""
+    db = str(tmp_path / "runs.db")
+    for where in ({"country": "FR"}, {"cloud_provider": "gcp", "cloud_region": "europe-west1"}):
+        t = Tracker(backend="fake", sampling="manual", quiet=True, db=db, **where)
+        t.start().stop()
+    done = run_cli(["runs", "--db", db])
+    assert done.returncode == 0
+    assert "mix emission-factor bases (lifecycle, operational)" in done.stderr
+    one = run_cli(["runs", "--db", db, "--limit", "1"])
+    assert "mix emission-factor bases" not in one.stderr

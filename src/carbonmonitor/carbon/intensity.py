@@ -21,7 +21,7 @@ from carbonmonitor.data import preliminary_years, read_columns, read_matching
 from carbonmonitor.errors import ConfigError, DataError, did_you_mean
 from carbonmonitor.facts import Basis, Flag, Intensity, Location
 
-__all__ = ["BASES", "default_data_year", "intensity_for", "resolve_location"]
+__all__ = ["BASES", "default_data_year", "intensity_for", "resolve_location", "year_for_run"]
 
 WORLD = "OWID_WRL"
 BASES: tuple[Basis, ...] = ("lifecycle", "operational")
@@ -104,6 +104,13 @@ def resolve_location(
         found = resolve_country(country)
         return Location("given", found.alpha3, found.name)
     return Location("unknown")
+
+
+def year_for_run(started_utc_year: int) -> int | None:
+    """The year rule for a run's factors: the run's own year when it is before the latest final
+    year (its values are final), else None, meaning the latest final year (a run this year is
+    accounted with the latest final data, never a preliminary year unless asked)."""
+    return started_utc_year if started_utc_year < default_data_year() else None
 
 
 def default_data_year() -> int:

@@ -88,6 +88,11 @@ def runs_command(args: argparse.Namespace) -> int:
              r.identity.name, r.status, _duration(r.duration_s), energy_text(r.energy_j),
              mass_text(r.co2e_g), ",".join(r.identity.tags)) for r in shown]
     _table(header, rows, right=(5, 6, 7), out=sys.stdout)
+    bases = sorted({r.emissions.basis for r in shown})
+    if len(bases) > 1:  # CO2e on different bases is not comparable row to row
+        print(f"note: these runs' CO2e mix emission-factor bases ({', '.join(bases)}): compare "
+              "within one basis, or re-account with `carbonmonitor show RUN --zone/--country`",
+              file=sys.stderr)
     if more:
         print(f"(newest {limit} shown; --limit N or --all for more)", file=sys.stderr)
     return 0
