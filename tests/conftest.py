@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -20,3 +21,36 @@ def _clean_carbonmonitor_env(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     yield
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only(address: object) -> None:
+    host = address[0] if isinstance(address, tuple) else None
+    if isinstance(host, str) and host not in _LOOPBACK:
+        raise OSError(f"tests may only reach 127.0.0.1, not {host!r} (tests/conftest.py)")
+
+
+@pytest.fixture(autouse=True)
+def _network_is_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sends traffic anywhere but 127.0.0.1: not to a cloud metadata endpoint (a CI
+    runner on a cloud VM has one), not to a live API. A test that tries fails loudly."""
+    def connect(self: socket.socket, address: object) -> None:
+        _loopback_only(address)
+        _connect(self, address)  # type: ignore[arg-type]
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        _loopback_only(address)
+        return _connect_ex(self, address)  # type: ignore[arg-type]
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if isinstance(host, str) and host not in _LOOPBACK:
+            raise OSError(f"tests may only resolve localhost, not {host!r} (tests/conftest.py)")
+        return _getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

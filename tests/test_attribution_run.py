@@ -128,7 +128,7 @@ def test_a_shared_gpu_is_attributed_by_per_process_utilisation(
         machine: FakeProcfs, gpu: Callable[..., tuple[FakeNvml, ManualClock]]) -> None:
     fake, clock = gpu([(WORKER, 2 << 30, 60), (STRANGER, 1 << 30, 40)])
     tracker = Tracker(backend="nvml", clock=clock, sampling="manual", quiet=True, db="off",
-                      procfs_root=machine.root, environ={})
+                      procfs_root=machine.root, environ={}, cloud_detect=False)
     fig = by_domain(run_ten_seconds(clock, tracker, {}))["gpu:0"]
     assert fig.energy_j == pytest.approx(2000.0, rel=0.005)
     assert fig.attributed_j == pytest.approx(fig.energy_j * 0.6)
@@ -139,7 +139,7 @@ def test_a_gpu_the_job_owns_is_all_its_own(
         machine: FakeProcfs, gpu: Callable[..., tuple[FakeNvml, ManualClock]]) -> None:
     _fake, clock = gpu([(ROOT, 2 << 30, 90)])
     tracker = Tracker(backend="nvml", clock=clock, sampling="manual", quiet=True, db="off",
-                      procfs_root=machine.root, environ={})
+                      procfs_root=machine.root, environ={}, cloud_detect=False)
     fig = by_domain(run_ten_seconds(clock, tracker, {}))["gpu:0"]
     assert fig.attributed_j == pytest.approx(fig.energy_j)
 
@@ -150,7 +150,7 @@ def test_in_a_pid_namespace_the_gpu_is_attributed_whole_and_the_result_says_why(
     fake, clock = gpu([(4242, 2 << 30, 50), (STRANGER, 1 << 30, 50)])  # host pids
     monkeypatch.setattr(attribution, "in_pid_namespace", lambda *a, **k: True)
     tracker = Tracker(backend="nvml", clock=clock, sampling="manual", quiet=True, db="off",
-                      procfs_root=machine.root, environ={})
+                      procfs_root=machine.root, environ={}, cloud_detect=False)
     result = run_ten_seconds(clock, tracker, {})
     assert by_domain(result)["gpu:0"].attributed_j == pytest.approx(
         by_domain(result)["gpu:0"].energy_j)

@@ -15,7 +15,7 @@ from carbonmonitor.config import find_config_files
 
 def tracker(where: Path, environ: dict[str, str] | None = None, **kwargs: object) -> Tracker:
     return Tracker(backend="fake", sampling="manual", quiet=True, config_dir=where,
-                   environ=environ or {}, **kwargs)
+                   environ=environ or {}, cloud_detect=False, **kwargs)
 
 
 @pytest.fixture

@@ -105,3 +105,20 @@ def test_credentials_never_reach_a_result_or_a_flag() -> None:
     assert "tok-123" not in repr(opts.to_dict())
     with pytest.raises(UsageError, match="unknown option --electricitymaps-token"):
         build_parser().parse_args(["run", "--electricitymaps-token", "x", "--", "true"])
+
+
+def test_credentials_are_masked_in_repr_and_refused_in_pyproject(tmp_path: Path) -> None:
+    from carbonmonitor.config import find_config_files
+
+    opts = resolve({"watttime_password": "hunter2"}, environ={})
+    assert "hunter2" not in repr(opts) and "<set>" in repr(opts)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.carbonmonitor]\nelectricitymaps_token = "tok"\n')
+    with pytest.raises(ConfigError, match="CARBONMONITOR_ELECTRICITYMAPS_TOKEN"):
+        find_config_files(tmp_path)
+
+
+def test_direct_is_the_operational_basis() -> None:
+    assert resolve({"intensity_basis": "direct"}, environ={}).intensity_basis == "operational"
+    with pytest.raises(ConfigError, match="lifecycle, operational"):
+        resolve({"intensity_basis": "marginal"}, environ={})

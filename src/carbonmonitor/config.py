@@ -69,6 +69,11 @@ def _options_from(table: dict[str, Any], path: Path) -> dict[str, Any]:
         if name not in SPEC_BY_NAME:
             hint = did_you_mean(name, SPEC_BY_NAME) or f" Valid keys: {', '.join(SPEC_BY_NAME)}."
             raise ConfigError(f"unknown key {key!r} in {where}.{hint}")
+        if SPEC_BY_NAME[name].secret and path.name == PYPROJECT:
+            raise ConfigError(f"{key} in {where}: a credential does not belong in "
+                              "pyproject.toml, which is usually committed. Fix: remove it and "
+                              f"set {SPEC_BY_NAME[name].env} in the environment (or put it in "
+                              "an uncommitted carbonmonitor.toml)")
         if (name in PATH_OPTIONS and isinstance(value, str) and not Path(value).is_absolute()
                 and value.strip().lower() not in ("off", "false", "none", "no")):
             value = str(path.parent / Path(value).expanduser())

@@ -238,6 +238,13 @@ def _factor(value: Any, name: str) -> float | None:
     return grams
 
 
+def _basis(value: Any, name: str) -> str:
+    """``lifecycle`` or ``operational``; ``direct`` (Electricity Maps' word) is operational."""
+    text = str(value).strip().lower()
+    text = "operational" if text == "direct" else text
+    return _choice("lifecycle", "operational")(text, name) or "lifecycle"
+
+
 ATTRIBUTION_POLICIES = ("process", "machine")
 
 
@@ -302,7 +309,7 @@ SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("intensity_provider", _choice("electricitymaps", "watttime", "ukci"), None,
                "hourly intensity from a live provider (network): electricitymaps, watttime "
                "(marginal) or ukci (UK Carbon Intensity)"),
-    OptionSpec("intensity_basis", _choice("lifecycle", "operational"), "lifecycle",
+    OptionSpec("intensity_basis", _basis, "lifecycle",
                "emission-factor basis: lifecycle or operational (direct)"),
     OptionSpec("intensity_url", _optional_url, None, "base URL of the intensity provider's API"),
     OptionSpec("intensity_region", _optional_text, None, "the provider's own region where it "
@@ -357,6 +364,11 @@ class Options:
             return self.values[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        shown = {name: "<set>" if value is not None and SPEC_BY_NAME[name].secret else value
+                 for name, value in self.values.items()}
+        return f"Options(values={shown!r}, sources={self.sources!r})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (paths as strings, backend instances by name) with their sources;

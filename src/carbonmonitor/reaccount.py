@@ -57,22 +57,38 @@ def reaccount(run: RunResult | str, *, country: str | None = None,
     if moved:
         location, provider = carbon.place(country=opts.country, cloud_provider=opts.cloud_provider,
                                           cloud_region=opts.cloud_region, zone=opts.zone)
-    else:
-        location, provider = result.location, result.location.cloud_provider
-    year = opts.data_year
-    if year is None:  # the run's own year where final data exists for it (DESIGN year rule)
+    else:  # the run's own place, provider included (a country with cloud_provider=aws)
+        location = result.location
+        provider = location.cloud_provider or _asked(result, "cloud_provider")
+    basis = opts.intensity_basis if basis is not None else _asked(result, "intensity_basis")
+    basis = basis or "lifecycle"
+    year = opts.data_year if data_year is not None else _asked(result, "data_year")
+    if year is None and basis == "lifecycle":  # the run's own year where it has final data
         from carbonmonitor.carbon.intensity import year_for_run
 
         year = year_for_run(int(result.identity.started_at[:4]))
-    pue_record = carbon.resolve_pue(opts.pue, provider, data_year=year)
-    intensity = carbon.intensity_for(location, data_year=year,
-                                     basis=opts.intensity_basis if basis is not None
-                                     else _static_basis(result))
+    pue_given = opts.pue if pue is not None else _asked(result, "pue")
+    pue_record = carbon.resolve_pue(pue_given, provider, data_year=year)
+    intensity = carbon.intensity_for(location, data_year=year, basis=basis)
     factor = (opts.market_factor if opts.market_factor is not None
               else result.emissions.market_factor_g_per_kwh)
     emissions = carbon.account(result.energy_j, sum_uncertainty(result.energy), pue_record,
                                intensity, market_factor=factor)
-    kept = [f for f in result.flags if not f.code.startswith(_ACCOUNTING_FLAGS)]
+    old, note = result.emissions, ""
+    if old.time_resolved and not moved and intensity == result.intensity:
+        # same place and factors: keep the hourly account, scaled to the new PUE
+        scale = pue_record.value / old.pue
+        emissions = dataclasses.replace(
+            old, co2e_g=old.co2e_g * scale, uncertainty=old.uncertainty.scaled(scale),
+            pue=pue_record.value, market_co2e_g=emissions.market_co2e_g,
+            market_factor_g_per_kwh=factor,
+            hourly=tuple(dataclasses.replace(b, co2e_g=b.co2e_g * scale) for b in old.hourly))
+    elif old.time_resolved:
+        note = ("; the hourly factors of the run's own place were not carried over: "
+                      "re-accounted with the static tables")
+    # a detected or guessed place stays flagged as such while the run is not moved
+    dropped = _ACCOUNTING_FLAGS if moved else _ACCOUNTING_FLAGS[1:]
+    kept = [f for f in result.flags if not f.code.startswith(dropped)]
     flags = [*kept, *intensity.flags]
     if zone is not None:
         from carbonmonitor.carbon.zones import resolve_zone
@@ -85,15 +101,17 @@ def reaccount(run: RunResult | str, *, country: str | None = None,
     flags.append(Flag("reaccounted", f"re-accounted for {location.describe()} "
                       f"({intensity.zone_name} {intensity.year}, PUE {pue_record.value:g}); "
                       f"measured in {result.location.describe()} at "
-                      f"{result.intensity.g_per_kwh:g} g/kWh", ""))
+                      f"{result.intensity.g_per_kwh:g} g/kWh{note}", ""))
     return dataclasses.replace(result, location=location, intensity=intensity, pue=pue_record,
                                emissions=emissions, flags=tuple(flags))
 
 
-def _static_basis(result: RunResult) -> Any:
-    """The basis the run asked for (``intensity_basis``; runs from before it: life-cycle)."""
-    asked = result.options.get("intensity_basis", {})
-    return asked.get("value", "lifecycle") if isinstance(asked, dict) else "lifecycle"
+def _asked(result: RunResult, name: str) -> Any:
+    """What the run's own options set ``name`` to, when it was set (not a default)."""
+    entry = result.options.get(name)
+    if isinstance(entry, dict) and entry.get("source") not in (None, "default"):
+        return entry.get("value")
+    return None
 
 
 def _load(run_id: str, db: Any) -> RunResult:

@@ -112,8 +112,9 @@ class Tracker:
                                       {**opts.sources, "cloud_provider": source})
         self.clock: Clock = clock or SystemClock()
         # the factors' year: data_year=, else the run's own year if final data exists for it
+        # (life-cycle tables; the direct basis has one year, 2024)
         self._data_year: int | None = opts.data_year
-        if self._data_year is None:
+        if self._data_year is None and opts.intensity_basis == "lifecycle":
             from carbonmonitor.carbon.intensity import year_for_run
 
             self._data_year = year_for_run(time.gmtime(self.clock.wall()).tm_year)
@@ -205,6 +206,9 @@ class Tracker:
         """Take the first reading and start sampling. Never raises after construction."""
         from carbonmonitor.identity import collect_identity
 
+        if self.sampling == "manual" and self._state == "new":
+            _guard(self._locate, None)  # the sampler thread does this when there is one
+
         with self._lock:
             if self._state != "new":
                 self._warn_once("restart", "Tracker.start() called twice; a tracker measures "
@@ -224,10 +228,8 @@ class Tracker:
             self._wall_start = self.clock.wall()
             self._run.opened_at = self._t_start
             self._shares_at = self._t_start
-            if self.sampling == "manual":
-                _guard(self._locate, None)
-                if self._policy == "process":
-                    _guard(self._start_attribution, None)
+            if self.sampling == "manual" and self._policy == "process":
+                _guard(self._start_attribution, None)
             self._read_all(self._t_start, record=True)
         # A tracker never stopped (a script that forgot stop(), sys.exit in the middle) is
         # stopped at interpreter exit, and one dropped while running when it is collected, so
@@ -281,10 +283,13 @@ class Tracker:
                     self._flags.append(Flag("phase-open-at-stop", f"phase {path!r} was still "
                                             "open when the run stopped; closed at stop"))
             self._meter.close()
-            result = self._build_result(now, status, exit_code)
-            if self._provider is not None:
-                result = _guard(lambda: self._account_live(result), result)
-            self.result = result
+            self.result = result = self._build_result(now, status, exit_code)
+            live = (_guard(self._live_inputs, None)
+                    if self._provider is not None and status != "interrupted" else None)
+            result = self.result  # with the flag _live_inputs may have added
+        if live is not None:  # network: outside the lock, within a deadline
+            self.result = result = _guard(lambda: self._account_live(result, live), result)
+        with self._lock:
             batch = _guard(lambda: self._batch(result), None) if self.store else None
         written = batch is not None and self.store is not None and self._write(batch, final=True)
         if self.store is not None:
@@ -742,40 +747,67 @@ class Tracker:
                 "is attributed to it",))
         return record(self._policy, self._idle_source)
 
-    def _account_live(self, result: RunResult) -> RunResult:
-        """The final result accounted hour by hour with the live provider's factors; the
-        static factor covers hours the provider does not (and all of them when it fails)."""
+    def _live_inputs(self) -> tuple[str, list[tuple[float, float]]] | None:
+        """The zone to ask the live provider about and the run's (wall time, cumulative J)
+        points (lock held); None with a flag when the location is unknown."""
         from carbonmonitor.carbon.countries import resolve_country
-        from carbonmonitor.carbon.live import live_emissions, points_from_series
-        from carbonmonitor.records import HourBin, Uncertainty
+        from carbonmonitor.carbon.live import points_from_series
 
         where = self.location
         zone = where.zone or (resolve_country(where.country_iso3).alpha2
                               if where.country_iso3 else None)
         if zone is None:
-            return dataclasses.replace(result, flags=(*result.flags, Flag(
+            assert self.result is not None, "built before the live inputs"
+            self.result = dataclasses.replace(self.result, flags=(*self.result.flags, Flag(
                 "intensity-live-skipped", f"{self._provider.name}: the run's location is "
                 "unknown, so no hourly factors were asked for",
                 "set country=, zone= or cloud_region=")))
-        points = points_from_series(self._wall_start, list(self._meter.series_t),
-                                    {k: list(v) for k, v in self._meter.series.items()})
-        account = live_emissions(
+            return None
+        return zone, points_from_series(self._wall_start, list(self._meter.series_t),
+                                        {k: list(v) for k, v in self._meter.series.items()})
+
+    def _account_live(self, result: RunResult, live: tuple[str, list[tuple[float, float]]]
+                      ) -> RunResult:
+        """The final result accounted hour by hour with the live provider's factors; the
+        static factor covers hours the provider does not, and all of them when it fails or
+        takes longer than LIVE_DEADLINE_S in all (stop() never waits longer)."""
+        from carbonmonitor.carbon.live import live_emissions
+        from carbonmonitor.records import HourBin, Uncertainty
+
+        zone, points = live
+        fallback = f"{self.intensity.source} {self.intensity.year}"
+        answer: list[Any] = []
+        asking = threading.Thread(target=lambda: answer.append(live_emissions(
             self._provider, zone, points, fallback_g_per_kwh=self.intensity.g_per_kwh,
-            fallback_source=f"{self.intensity.source} {self.intensity.year}",
-            fallback_basis=self.intensity.basis, pue=self.pue.value)
+            fallback_source=fallback, fallback_basis=self.intensity.basis,
+            pue=self.pue.value)), name="carbonmonitor-intensity", daemon=True)
+        asking.start()
+        asking.join(LIVE_DEADLINE_S)
+        if not answer:
+            return dataclasses.replace(result, flags=(*result.flags, Flag(
+                "intensity-live-failed", f"{self._provider.name} gave no answer within "
+                f"{LIVE_DEADLINE_S:g} s: the static factor ({fallback}) was used",
+                "check the network or the provider's status; the run stays accounted with "
+                "the static tables")))
+        account = answer[0]
         static = result.emissions
         scale = account.co2e_g / static.co2e_g if static.co2e_g > 0 else 1.0
         bases: set[Any] = set(account.bases)
+        # a basis other than the static one only when every joule was accounted with it
+        basis = bases.pop() if len(bases) == 1 and account.fallback_energy_j == 0 \
+            else static.basis
         emissions = dataclasses.replace(
             static, co2e_g=account.co2e_g,
             uncertainty=Uncertainty(static.uncertainty.low * scale,
                                     static.uncertainty.high * scale,
                                     f"{static.uncertainty.rule}; hourly factors"),
-            intensity_g_per_kwh=account.g_per_kwh or static.intensity_g_per_kwh,
-            basis=bases.pop() if len(bases) == 1 else static.basis,
-            time_resolved=self._provider.name,
+            intensity_g_per_kwh=(account.g_per_kwh if account.g_per_kwh is not None
+                                 else static.intensity_g_per_kwh),
+            basis=basis, time_resolved=self._provider.name,
             hourly=tuple(HourBin(r.start_utc.isoformat(), r.end_utc.isoformat(), r.energy_j,
-                                 r.g_per_kwh, r.co2e_g, r.source) for r in account.rows))
+                                 r.g_per_kwh, r.co2e_g,
+                                 f"fallback: {fallback}" if r.source == "fallback"
+                                 else r.source) for r in account.rows))
         return dataclasses.replace(result, emissions=emissions,
                                    flags=(*result.flags, *account.flags))
 
@@ -938,6 +970,10 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# The most stop() waits for a live intensity provider, all requests together.
+LIVE_DEADLINE_S = 10.0
 
 
 def _sync_jax() -> None:

@@ -38,7 +38,8 @@ def probe(clock: ManualClock, environ: dict[str, str] | None = None, **options: 
 def run(clock: ManualClock, seconds: float, *, backend: Any = None, tick_s: float = 1.0,
         environ: dict[str, str] | None = None, **options: Any) -> RunResult:
     tracker = Tracker(backend=[backend or AmdsmiFactory()], clock=clock, sampling="manual",
-                      quiet=True, db="off", environ=environ or {}, **options)
+                      quiet=True, db="off", environ=environ or {}, cloud_detect=False,
+                      **options)
     return run_for(tracker, clock, seconds, tick_s)
 
 

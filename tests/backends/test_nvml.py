@@ -49,7 +49,7 @@ def nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def run(clock: ManualClock, seconds: float, tick_s: float = 1.0, environ: dict[str, str] | None
         = None, **options: Any) -> RunResult:
     tracker = Tracker(backend="nvml", clock=clock, sampling="manual", quiet=True, db="off",
-                      environ=environ or {}, **options)
+                      environ=environ or {}, cloud_detect=False, **options)
     return run_for(tracker, clock, seconds, tick_s)
 
 

@@ -666,7 +666,7 @@ def test_make_provider_checks_options_before_the_run(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CARBONMONITOR_ELECTRICITYMAPS_TOKEN"):
         make_provider("electricitymaps", cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="CARBONMONITOR_WATTTIME_PASSWORD"):
-        make_provider("watttime", username="me", cache_dir=tmp_path)
+        make_provider("watttime", username="me", region="CAISO_NORTH", cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="operational factors only"):
         make_provider("ukci", basis="lifecycle", cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="Did you mean 'lifecycle'"):
@@ -742,3 +742,32 @@ def test_a_tracked_run_whose_provider_fails_keeps_the_static_factor_and_says_so(
     result = tracker.stop()
     assert result.co2e_g == pytest.approx(0.1 * result.intensity.g_per_kwh, rel=1e-9)
     assert "intensity-live-failed" in {f.code for f in result.flags}
+
+
+def test_watttime_needs_its_own_region() -> None:
+    with pytest.raises(ConfigError, match="CAISO_NORTH"):
+        make_provider("watttime", username=WT_USER, password=WT_PASSWORD)
+
+
+def test_re_accounting_a_live_run_keeps_its_hours_unless_it_moves(
+        serve: Callable[..., FakeApi], clock: ManualClock) -> None:
+    import carbonmonitor
+    from carbonmonitor import FakeBackend, Tracker
+
+    api = serve(electricity_maps({10: 200.0, 11: 250.0, 12: 300.0, 13: 150.0}))
+    tracker = Tracker(backend=[FakeBackend({"cpu": 300.0})], clock=clock, sampling="manual",
+                      quiet=True, db="off", country="DE", attribution="machine",
+                      intensity_provider="electricitymaps", intensity_url=api.url,
+                      electricitymaps_token=EM_TOKEN)
+    tracker.start()
+    clock.advance(3600)
+    run = tracker.stop()  # 10:40-11:40 at 300 W: 0.1 kWh at 200 g + 0.2 kWh at 250 g
+    assert run.co2e_g == pytest.approx(0.1 * 200 + 0.2 * 250, rel=1e-9)
+    assert run.emissions.time_resolved == "electricitymaps"
+    higher = carbonmonitor.reaccount(run, pue=1.2)
+    assert higher.emissions.time_resolved == "electricitymaps"
+    assert higher.co2e_g == pytest.approx(run.co2e_g * 1.2, rel=1e-12)
+    moved = carbonmonitor.reaccount(run, country="FR")
+    assert moved.emissions.time_resolved == "" and moved.emissions.hourly == ()
+    assert "hourly factors of the run's own place were not carried over" in \
+        {f.code: f for f in moved.flags}["reaccounted"].message

@@ -106,3 +106,25 @@ def test_a_run_from_an_earlier_year_uses_that_years_factors(shipped, tmp_path):
     assert carbonmonitor.reaccount(run, country="FR").intensity.year == 2022
     now = measured(tmp_path, country="DE")
     assert now.intensity.year == shipped.final_year()
+
+
+def test_re_accounting_keeps_what_the_run_itself_set(tmp_path):
+    """A PUE, a provider or a year the run was given stay unless the call changes them."""
+    run = measured(tmp_path, country="DE", pue=1.4)
+    assert carbonmonitor.reaccount(run, data_year=2023).pue.value == 1.4
+    aws = measured(tmp_path, country="DE", cloud_provider="aws")
+    assert aws.pue.kind == "provider-fleet"
+    again = carbonmonitor.reaccount(aws, market_factor=10)
+    assert again.pue == aws.pue and again.intensity == aws.intensity
+    old = measured(tmp_path, country="DE", data_year=2022)
+    assert carbonmonitor.reaccount(old, market_factor=10).intensity.year == 2022
+
+
+def test_re_accounting_on_the_direct_basis_from_the_command_line(tmp_path):
+    from cli.cli_helpers import run_cli
+
+    run = measured(tmp_path, zone="SE-SE3")
+    done = run_cli(["show", run.identity.run_id, "--db", str(tmp_path / "runs.db"),
+                    "--intensity-basis", "direct"])
+    assert done.returncode == 0, done.stderr
+    assert "operational" in done.stdout and "SE-SE3" in done.stdout

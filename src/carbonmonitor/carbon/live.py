@@ -371,8 +371,8 @@ def _flags(energy_j: float, fallback_rows: list[HourlyRow], bases: tuple[str, ..
             f"({hours} hour{'s' if hours != 1 else ''}) had no hourly intensity from the "
             f"provider; the static factor {fallback_g_per_kwh:g} g/kWh ({fallback_source}) "
             "was used there",
-            "nothing to do if the provider has not published those hours yet; re-accounting "
-            "the run later picks them up"))
+            "the provider had not published those hours yet: nothing to do (a provider "
+            "publishes the latest hours with a delay)"))
     if "marginal" in bases:
         flags.append(Flag(
             "intensity-marginal",
@@ -395,4 +395,4 @@ def _failure_flag(label: str, reason: str, fix: str, fallback_g_per_kwh: float,
         "intensity-live-failed",
         f"live intensity from {label} unavailable ({reason}); the static factor "
         f"{fallback_g_per_kwh:g} g/kWh ({fallback_source}) was used for the whole run",
-        fix or "re-account the run later, when the provider answers")
+        fix or "check the network and the provider's status")

@@ -156,7 +156,7 @@ def _store_commands(commands: Any) -> None:
         "re-accounting", "recompute the run's CO2e for another place, year, PUE or contract, "
         "without re-measuring (the stored run is not changed)")
     for name in ("country", "cloud_provider", "cloud_region", "zone", "pue", "data_year",
-                 "market_factor"):
+                 "market_factor", "intensity_basis"):
         spec = SPEC_BY_NAME[name]
         again.add_argument(spec.flag, dest=name, metavar=name.upper(), help=spec.help)
     export = commands.add_parser(

@@ -112,12 +112,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: tuple[in
 
 
 REACCOUNT = ("country", "cloud_provider", "cloud_region", "zone", "pue", "data_year",
-             "market_factor")
+             "market_factor", "intensity_basis")
 
 
 def show_command(args: argparse.Namespace) -> int:
     result = _store(args).load(args.run)
-    where = {name: getattr(args, name) for name in REACCOUNT if getattr(args, name) is not None}
+    where = {"basis" if name == "intensity_basis" else name: getattr(args, name)
+             for name in REACCOUNT if getattr(args, name) is not None}
     if where:
         from carbonmonitor.reaccount import reaccount
 

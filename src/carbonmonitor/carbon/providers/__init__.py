@@ -85,6 +85,10 @@ def make_provider(
                                timeout_s=timeout_s, cache=cache, backoff=backoff, clock=clock)
     _single_basis(key, basis, "marginal" if key == "watttime" else "operational")
     if key == "watttime":
+        if not region:
+            raise ConfigError("intensity_provider='watttime' needs intensity_region=, a "
+                              "WattTime region such as CAISO_NORTH (WattTime regions are not "
+                              "grid zones; its /v3/region-from-loc endpoint finds yours)")
         return WattTime(username or "", password or "", base_url=url or WT_URL, region=region,
                         timeout_s=timeout_s, cache=cache, backoff=backoff, clock=clock)
     return UKCarbonIntensity(base_url=url or UK_URL, region_id=_region_id(region),

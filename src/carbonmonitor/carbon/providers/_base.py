@@ -76,7 +76,7 @@ class HourlyProvider:
         if wait_s > 0:
             raise ProviderError(
                 f"{self.label} is not asked for {wait_s:.0f} s more after an earlier failure "
-                f"({last})", "nothing to do: it is asked again after the pause")
+                f"({last})", "nothing to do: it is asked again after the pause, in this process")
         fetched: list[IntensityBin] = []
         try:
             for lo, hi in spans(missing[0], missing[-1] + HOUR, self.max_span):

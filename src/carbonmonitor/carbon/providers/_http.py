@@ -97,7 +97,8 @@ def _read(response: Any, deadline: float, label: str, timeout_s: float) -> bytes
 
 def _timeout(label: str, timeout_s: float) -> ProviderError:
     return ProviderError(f"{label} did not answer within {timeout_s:g} s",
-                         "check the network, or raise intensity_timeout_s")
+                         "check the network or the provider's status page; the static "
+                         "tables were used")
 
 
 def _status_error(err: urllib.error.HTTPError, label: str, secrets: tuple[str, ...],
