@@ -190,6 +190,7 @@ class Tracker:
             with _where_set(opts, "instance_type"):
                 self._embodied_sources = [embodied_for_instance(provider, opts.instance_type)]
         self._instance_type: str | None = opts.instance_type
+        self._detected_provider: str | None = None
         self._flush_interval = float(opts.flush_interval)  # read at every tick
         # the same objects in every result of this run (so their JSON is made once)
         self._backends_seen = tuple(self._statuses)
@@ -558,7 +559,7 @@ class Tracker:
             found = detect_cloud(Path(opts.sysfs_root), metadata_url=opts.metadata_url)
             flags.extend(found.flags)
             if found.provider and (provider in (None, found.provider)):
-                provider = found.provider
+                provider = self._detected_provider = found.provider
                 self._instance_type = self._instance_type or found.instance_type
                 if found.region:
                     try:
@@ -720,7 +721,15 @@ class Tracker:
         from carbonmonitor.carbon.embodied import amortised, embodied_for_instance
         from carbonmonitor.records import EmbodiedEmissions
 
-        provider = self.location.cloud_provider or self.options.cloud_provider
+        provider = (self.location.cloud_provider or self.options.cloud_provider
+                    or self._detected_provider)
+        if self._embodied_sources is None and self._instance_type and not provider:
+            self._embodied_sources = []
+            flag = Flag("embodied-no-provider", f"instance_type {self._instance_type!r} names "
+                        "no cloud provider's table, so no embodied emissions were counted",
+                        "set cloud_provider= with instance_type=, or give embodied=")
+            self._flags.append(flag)
+            flags.append(flag)
         if self._embodied_sources is None and self._instance_type and provider:
             try:  # a detected type (a given one was checked in the constructor)
                 self._embodied_sources = [embodied_for_instance(provider, self._instance_type)]

@@ -459,3 +459,13 @@ def test_a_misspelt_instance_type_fails_before_the_run() -> None:
     with pytest.raises(ConfigError, match="p4d.24xlarge"):
         Tracker(backend="fake", quiet=True, db="off", cloud_provider="aws",
                 instance_type="p4d.24xlarg")
+
+
+def test_an_instance_type_without_a_provider_is_flagged_not_ignored() -> None:
+    from carbonmonitor import Tracker
+
+    result = Tracker(backend="fake", sampling="manual", quiet=True, db="off", country="DE",
+                     instance_type="m5.large").start().stop()
+    assert result.embodied is None
+    flag = {f.code: f for f in result.flags}["embodied-no-provider"]
+    assert "m5.large" in flag.message and "cloud_provider=" in flag.fix
