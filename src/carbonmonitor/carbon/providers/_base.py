@@ -136,7 +136,9 @@ class HourlyProvider:
         return zone
 
     def _fetch(self, zone: str, start: datetime, end: datetime) -> list[IntensityBin]:
-        raise NotImplementedError
+        """One request to the provider's API: the bins of ``[start, end)``. Each provider
+        (Electricity Maps, WattTime, UK Carbon Intensity) defines its own."""
+        raise NotImplementedError(f"{type(self).__name__} must define _fetch")
 
 
 def _overlaps(b: IntensityBin, start: datetime, end: datetime) -> bool:
