@@ -99,3 +99,23 @@ def test_provider_inferred_from_region_is_recorded_as_such() -> None:
     assert result.options["cloud_provider"] == {"value": "aws",
                                                 "source": "inferred from cloud_region"}
     assert result.location.cloud_provider == "aws" and result.pue.kind == "provider-fleet"
+
+
+def test_public_names_survive_their_modules_being_imported_first() -> None:
+    """A submodule named like a public function would replace it on the package once imported
+    (``carbonmonitor.reaccount`` was such a case): in a fresh interpreter, import every module
+    first, then every public name must still be what it was."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, pkgutil, carbonmonitor\n"
+            "for m in pkgutil.walk_packages(carbonmonitor.__path__, 'carbonmonitor.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "import types\n"
+            "bad = [n for n in carbonmonitor.__all__ "
+            "if isinstance(getattr(carbonmonitor, n), types.ModuleType)]\n"
+            "print(bad)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

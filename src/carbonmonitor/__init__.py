@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from carbonmonitor.errors import ConfigError as ConfigError
     from carbonmonitor.errors import DataError as DataError
     from carbonmonitor.errors import StoreError as StoreError
-    from carbonmonitor.reaccount import reaccount as reaccount
+    from carbonmonitor.reaccounting import reaccount as reaccount
     from carbonmonitor.records import RunResult as RunResult
     from carbonmonitor.store import RunList as RunList
     from carbonmonitor.store import Series as Series
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from carbonmonitor.tracker import track as track
 
 _LAZY = {
-    "reaccount": "carbonmonitor.reaccount",
+    "reaccount": "carbonmonitor.reaccounting",
     "track": "carbonmonitor.tracker",
     "Tracker": "carbonmonitor.tracker",
     "RunResult": "carbonmonitor.records",

@@ -120,7 +120,7 @@ def show_command(args: argparse.Namespace) -> int:
     where = {"basis" if name == "intensity_basis" else name: getattr(args, name)
              for name in REACCOUNT if getattr(args, name) is not None}
     if where:
-        from carbonmonitor.reaccount import reaccount
+        from carbonmonitor.reaccounting import reaccount
 
         result = reaccount(result, **where)
     if args.json:
