@@ -94,10 +94,7 @@ def reaccount(run: RunResult | str, *, country: str | None = None,
         from carbonmonitor.carbon.zones import resolve_zone
 
         flags.extend(resolve_zone(zone).flags())
-    if pue_record.kind == "local-default":
-        flags.append(Flag("pue-local-default", "PUE 1.0 assumed: a local machine with no "
-                          "data-centre overhead",
-                          "set pue= (e.g. pue=1.4 or pue='datacenter') or cloud_provider="))
+    flags.extend(carbon.pue_flags(pue_record))
     flags.append(Flag("reaccounted", f"re-accounted for {location.describe()} "
                       f"({intensity.zone_name} {intensity.year}, PUE {pue_record.value:g}); "
                       f"measured in {result.location.describe()} at "

@@ -688,11 +688,7 @@ class Tracker:
             phases.append(PhaseResult(path, w.count, spent,
                                       self._meter.figures(w, spent, shares, self._idle_w)))
         flags = [*self.intensity.flags, *self._meter.flags(), *self._flags,
-                 *self._short_windows(duration, phases)]
-        if self.pue.kind == "local-default":
-            flags.append(Flag("pue-local-default", "PUE 1.0 assumed: a local machine with no "
-                              "data-centre overhead",
-                              "set pue= (e.g. pue=1.4 or pue='datacenter') or cloud_provider="))
+                 *self._short_windows(duration, phases), *carbon.pue_flags(self.pue)]
         embodied = _guard(lambda: self._embodied(duration, flags), None)
         if provisional:
             if self._identity_cache is None:

@@ -13,7 +13,7 @@ from carbonmonitor.carbon.accounting import account
 from carbonmonitor.carbon.countries import Country, resolve_country
 from carbonmonitor.carbon.intensity import default_data_year, intensity_for, resolve_location
 from carbonmonitor.carbon.place import place
-from carbonmonitor.carbon.pue import resolve_pue
+from carbonmonitor.carbon.pue import pue_flags, resolve_pue
 from carbonmonitor.carbon.regions import (
     PROVIDERS,
     CloudRegion,
@@ -29,6 +29,7 @@ __all__ = [
     "default_data_year",
     "intensity_for",
     "place",
+    "pue_flags",
     "resolve_cloud_region",
     "resolve_country",
     "resolve_location",

@@ -13,9 +13,17 @@ from carbonmonitor.carbon.intensity import default_data_year
 from carbonmonitor.carbon.regions import validate_provider
 from carbonmonitor.data import read_table
 from carbonmonitor.errors import ConfigError, DataError
-from carbonmonitor.facts import Pue
+from carbonmonitor.facts import Flag, Pue
 
-__all__ = ["resolve_pue"]
+__all__ = ["pue_flags", "resolve_pue"]
+
+
+def pue_flags(pue: Pue) -> tuple[Flag, ...]:
+    """What a reader must know about the PUE applied: the 1.0 of a local machine is a default."""
+    if pue.kind != "local-default":
+        return ()
+    return (Flag("pue-local-default", "PUE 1.0 assumed: a local machine with no data-centre "
+                 "overhead", "set pue= (e.g. pue=1.4 or pue='datacenter') or cloud_provider="),)
 
 PUE_TABLE = "cloud/pue.csv"
 DATACENTER = "datacenter"

@@ -103,7 +103,10 @@ def _timeout(label: str, timeout_s: float) -> ProviderError:
 
 def _status_error(err: urllib.error.HTTPError, label: str, secrets: tuple[str, ...],
                   auth_fix: str) -> ProviderError:
-    detail = _error_detail(err, secrets)
+    try:
+        detail = _error_detail(err, secrets)
+    finally:
+        err.close()  # the response behind the error holds a socket
     status = err.code
     if status in (401, 403):
         return ProviderError(f"{label} refused the credentials (HTTP {status}){detail}", auth_fix)
@@ -116,8 +119,10 @@ def _status_error(err: urllib.error.HTTPError, label: str, secrets: tuple[str, .
     if 300 <= status < 400:
         return ProviderError(f"{label} answered with a redirect (HTTP {status})",
                              "set intensity_url to the API's final address")
+    # a request the provider refuses as such (unknown zone, bad region) will not succeed later
     return ProviderError(f"{label} answered HTTP {status}{detail}",
-                         "check the zone or region name and that your plan includes it")
+                         "check the zone or region name and that your plan includes it",
+                         transient=status not in (400, 404, 422))
 
 
 def _error_detail(err: urllib.error.HTTPError, secrets: tuple[str, ...]) -> str:
