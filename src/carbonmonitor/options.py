@@ -46,12 +46,7 @@ MAX_INTERVAL_S = 3600.0
 
 
 def _seconds(value: Any, name: str) -> float:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number of seconds; got {value!r}") from None
+    seconds = _number(value, f"{name} must be a number of seconds; got {value!r}")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ConfigError(f"{name} must be a positive number of seconds (e.g. 1.0); got {value!r}")
     if not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
@@ -325,7 +320,8 @@ SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("embodied", _optional_text, None, "embodied emissions of your own hardware, "
                "amortised over the run: server=1200kg/4y,gpu=150kg/5y"),
     OptionSpec("pue", _pue, None, "PUE >= 1.0, or 'datacenter' (industry average 1.56)"),
-    OptionSpec("data_year", _year, None, "year of the emission factors (default: latest final)"),
+    OptionSpec("data_year", _year, None, "year of the emission factors (default: the run's own "
+               "year where final data exists, else the latest final year)"),
     OptionSpec("backend", _backends, ("auto",), "backends by name, comma-separated, or 'auto'"),
     OptionSpec("constant_power", _watts, None, "watts per device for 'constant': cpu=65,gpu=250"),
     OptionSpec("fake_trace", _file, None, "CSV trace (t_s,domain,power_w) for the 'fake' backend"),
