@@ -40,6 +40,7 @@ class Window:
     open: int = 0
     opened_at: float = 0.0
     duration_s: float = 0.0
+    work: dict[str, int] = field(default_factory=dict)  # units of work done in the window
 
     def add(self, key: str, delta: Cumulative) -> None:
         acc = self.energy.setdefault(key, [0.0, 0.0, 0.0])

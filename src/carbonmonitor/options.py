@@ -252,6 +252,32 @@ def _attribution(value: Any, name: str) -> str:
     return text
 
 
+def _budget(unit: str, example: str) -> Callable[[Any, str], float | None]:
+    """A positive, finite budget in ``unit`` (None: no budget)."""
+
+    def parse(value: Any, name: str) -> float | None:
+        if value is None:
+            return None
+        amount = _number(value, f"{name} must be a number of {unit} (e.g. {example}); "
+                                f"got {value!r}")
+        if not math.isfinite(amount) or amount <= 0:
+            raise ConfigError(f"{name} must be a positive number of {unit} (e.g. {example}); "
+                              f"got {value!r}. Fix: give the most the run may use, or leave it "
+                              "unset for no budget")
+        return amount
+
+    return parse
+
+
+def _predict_after(value: Any, name: str) -> float:
+    units = _number(value, f"{name} must be a number of completed epochs or steps (e.g. 2); "
+                           f"got {value!r}")
+    if not math.isfinite(units) or units < 1:
+        raise ConfigError(f"{name} must be at least 1 (the units completed before the first "
+                          f"prediction); got {value!r}")
+    return units
+
+
 MAX_IDLE_MEASURE_S = 600.0
 
 
@@ -336,6 +362,15 @@ SPECS: tuple[OptionSpec, ...] = (
                "(cpu=12,memory=3,gpu=55): energy above it is dynamic"),
     OptionSpec("idle_measure_s", _idle_seconds, 0.0, "measure the idle baseline for this many "
                "seconds before the run starts (0: off); start() waits that long"),
+    OptionSpec("predict_after", _predict_after, 2, "predict the run's total duration, energy "
+               "and CO2e after this many epochs (or steps) of progress()"),
+    OptionSpec("max_emissions_g", _budget("grams of CO2e", "500"), None,
+               "carbon budget in g CO2e (see budget_on and budget_action)"),
+    OptionSpec("max_energy_kwh", _budget("kWh", "2.5"), None, "energy budget in kWh"),
+    OptionSpec("budget_on", _choice("actual", "predicted", "both"), "actual",
+               "apply budgets to the actual figure so far, the predicted total, or both"),
+    OptionSpec("budget_action", _choice("warn", "stop"), "warn", "when a budget is crossed: "
+               "warn, or stop training gracefully (through the framework callbacks)"),
     OptionSpec("interval", _seconds, DEFAULT_INTERVAL_S, "seconds between samples"),
     OptionSpec("flush_interval", _seconds, DEFAULT_FLUSH_INTERVAL_S,
                "seconds between store writes"),

@@ -45,6 +45,7 @@ def reaccount(run: RunResult | str, *, country: str | None = None,
         ConfigError: an unknown or contradictory place, year or value.
     """
     from carbonmonitor import carbon
+    from carbonmonitor.carbon.spread import envelope_for
     from carbonmonitor.options import resolve
 
     result = run if isinstance(run, RunResult) else _load(run, db)
@@ -73,7 +74,8 @@ def reaccount(run: RunResult | str, *, country: str | None = None,
     factor = (opts.market_factor if opts.market_factor is not None
               else result.emissions.market_factor_g_per_kwh)
     emissions = carbon.account(result.energy_j, sum_uncertainty(result.energy), pue_record,
-                               intensity, market_factor=factor)
+                               intensity, market_factor=factor,
+                               envelope=envelope_for(location, intensity))
     old, note = result.emissions, ""
     if old.time_resolved and not moved and intensity == result.intensity:
         # same place and factors: keep the hourly account, scaled to the new PUE

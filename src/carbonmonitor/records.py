@@ -99,6 +99,146 @@ class EnergyFigure:
         return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
 
 
+WORK_UNITS = ("samples", "tokens", "steps", "requests", "generated_tokens")
+# per-unit figures: (unit name in output, the Work field, how many of it make one unit)
+_PER_UNIT = (("sample", "samples", 1), ("1k tokens", "tokens", 1000), ("step", "steps", 1),
+             ("request", "requests", 1), ("generated token", "generated_tokens", 1))
+
+
+@dataclass(frozen=True)
+class Work:
+    """Units of work done in a run or phase (``Tracker.add_work``, or counted by callbacks).
+
+    ``notes`` says how a count was made, e.g. that tokens are non-padding tokens.
+    """
+
+    samples: int = 0
+    tokens: int = 0
+    steps: int = 0
+    requests: int = 0
+    generated_tokens: int = 0
+    notes: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, unit) for unit in WORK_UNITS)
+
+
+@dataclass(frozen=True)
+class UnitCost:
+    """Energy and CO2e per unit of work: ``per`` is "sample", "1k tokens", "step", "request" or
+    "generated token"; ``count`` how many units the figure divides by."""
+
+    per: str
+    count: float
+    energy_j: float
+    co2e_g: float
+
+
+def unit_costs(work: Work | None, energy_j: float, co2e_g: float) -> tuple[UnitCost, ...]:
+    """Energy and CO2e per unit for every unit ``work`` counted (none counted: empty).
+
+    Example:
+        >>> unit_costs(Work(samples=100, tokens=5000), 1000.0, 2.0)[1]
+        UnitCost(per='1k tokens', count=5.0, energy_j=200.0, co2e_g=0.4)
+    """
+    if work is None:
+        return ()
+    out = []
+    for per, field_name, size in _PER_UNIT:
+        n = getattr(work, field_name)
+        if n > 0:
+            count = n / size
+            out.append(UnitCost(per, count, energy_j / count, co2e_g / count))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One value of a metric: when (seconds since the run started), at which step and epoch."""
+
+    t_s: float
+    value: float
+    step: int | None = None
+    epoch: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """A metric's history. ``direction``: "higher" or "lower" is better (None: not known)."""
+
+    name: str
+    direction: Literal["higher", "lower"] | None
+    points: tuple[MetricPoint, ...]
+
+    @property
+    def last(self) -> float | None:
+        return self.points[-1].value if self.points else None
+
+    @property
+    def best(self) -> float | None:
+        """The best value by ``direction`` (the last one when the direction is not known)."""
+        if not self.points:
+            return None
+        values = [p.value for p in self.points]
+        if self.direction == "higher":
+            return max(values)
+        if self.direction == "lower":
+            return min(values)
+        return values[-1]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The run's predicted total, made after ``after`` of ``total`` units (``unit``: epoch or
+    step), with intervals; and, once the run ended, how it compared with the outcome
+    (``outcome``: None while running or when the run did not complete its units)."""
+
+    after: float
+    total: float
+    unit: str
+    rule: str
+    made_at_s: float
+    duration_s: float
+    duration_low_s: float
+    duration_high_s: float
+    energy_j: float
+    energy_low_j: float
+    energy_high_j: float
+    co2e_g: float
+    co2e_low_g: float
+    co2e_high_g: float
+    outcome: ForecastOutcome | None = None
+
+
+@dataclass(frozen=True)
+class ForecastOutcome:
+    """How a forecast compared with the run's real totals (relative errors: (forecast - actual)
+    / actual; ``contained``: each actual figure lay inside the forecast's interval)."""
+
+    units_done: float
+    duration_error: float
+    energy_error: float
+    co2e_error: float
+    duration_contained: bool
+    energy_contained: bool
+    co2e_contained: bool
+
+
+@dataclass(frozen=True)
+class BudgetEvent:
+    """A carbon budget crossed: which limit, on the actual or the predicted figure, what was done
+    ("warn" or "stop"), when, and the message shown."""
+
+    limit: Literal["max_emissions_g", "max_energy_kwh"]
+    on: Literal["actual", "predicted"]
+    action: Literal["warn", "stop"]
+    value: float
+    threshold: float
+    units_done: float | None
+    at_s: float
+    message: str
+
+
 @dataclass(frozen=True)
 class PhaseResult:
     """All entries of one phase path (``"train"``, ``"train/step"``), aggregated."""
@@ -107,6 +247,7 @@ class PhaseResult:
     count: int
     duration_s: float
     energy: tuple[EnergyFigure, ...]
+    work: Work | None = None
 
     @property
     def energy_j(self) -> float:
@@ -134,6 +275,17 @@ class HourBin:
 
 
 @dataclass(frozen=True)
+class FactorSpread:
+    """How far the hourly factor may lie from the yearly one used (docs/uncertainty.md, CO2e):
+    the bounds in g/kWh, the rule, and what they were computed from."""
+
+    low_g_per_kwh: float
+    high_g_per_kwh: float
+    rule: str
+    basis: str
+
+
+@dataclass(frozen=True)
 class Emissions:
     """CO2e of a run: energy x PUE x intensity, and its interval (location-based).
 
@@ -152,6 +304,7 @@ class Emissions:
     market_factor_g_per_kwh: float | None = None
     time_resolved: str = ""
     hourly: tuple[HourBin, ...] = ()
+    factor_spread: FactorSpread | None = None
 
     @property
     def co2e_kg(self) -> float:
@@ -246,6 +399,10 @@ class RunResult:
     exit_code: int | None = None
     attribution: Attribution | None = None
     embodied: EmbodiedEmissions | None = None
+    work: Work | None = None
+    metrics: tuple[MetricSeries, ...] = ()
+    forecast: Forecast | None = None
+    budget_events: tuple[BudgetEvent, ...] = ()
 
     @property
     def energy_j(self) -> float:
@@ -277,6 +434,25 @@ class RunResult:
     @property
     def co2e_g(self) -> float:
         return self.emissions.co2e_g
+
+    @property
+    def unit_costs(self) -> tuple[UnitCost, ...]:
+        """Energy and CO2e per sample, per 1k tokens, per step, ... for the units counted (the
+        run's whole energy and location-based CO2e divided by the count)."""
+        return unit_costs(self.work, self.energy_j, self.co2e_g)
+
+    def phase_co2e_g(self, name: str) -> float:
+        """CO2e of a phase at the run's PUE and mean intensity (hourly factors included)."""
+        total = self.energy_j
+        return self.co2e_g * self.phase(name).energy_j / total if total > 0 else 0.0
+
+    def metric(self, name: str) -> MetricSeries:
+        """The metric called ``name``; KeyError lists the metrics there are."""
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(f"no metric {name!r}; metrics: {', '.join(m.name for m in self.metrics)}"
+                       if self.metrics else f"no metric {name!r}: this run recorded none")
 
     def phase(self, name: str) -> PhaseResult:
         """The aggregated phase called ``name``; KeyError lists the phases there are."""
@@ -333,7 +509,7 @@ _DERIVED: dict[type, tuple[str, ...]] = {
     PhaseResult: ("energy_j", "energy_kwh", "uncertainty"),
     Emissions: ("co2e_kg",),
     RunResult: ("energy_j", "energy_kwh", "mean_power_w", "energy_uncertainty", "attributed_j",
-                "attributed_co2e_g"),
+                "attributed_co2e_g", "unit_costs"),
 }
 
 

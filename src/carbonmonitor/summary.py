@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from carbonmonitor.records import EnergyFigure, RunResult, Uncertainty, pue_text
+from carbonmonitor.records import WORK_UNITS, EnergyFigure, RunResult, Uncertainty, pue_text
 
 
 def energy_text(joules: float, like: float | None = None) -> str:
@@ -19,6 +19,48 @@ def energy_text(joules: float, like: float | None = None) -> str:
 
 def mass_text(grams: float) -> str:
     return f"{grams / 1000:.3f} kg" if abs(grams) >= 1000 else f"{grams:.3g} g"
+
+
+def duration_text(seconds: float) -> str:
+    """``42.0 s``, ``12.5 min``, ``3.20 h``."""
+    if abs(seconds) >= 3600:
+        return f"{seconds / 3600:.2f} h"
+    if abs(seconds) >= 120:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
+
+
+def _ml_lines(result: RunResult) -> list[str]:
+    """Work units and per-unit costs, metrics, the forecast and its outcome, budget events."""
+    lines = []
+    costs = result.unit_costs
+    if costs:
+        lines.append("Per unit " + "; ".join(
+            f"{energy_text(c.energy_j)}, {mass_text(c.co2e_g)} CO2e per {c.per}"
+            for c in costs))
+        counts = result.work
+        if counts is not None:
+            lines.append("  work     " + ", ".join(
+                f"{getattr(counts, unit):,} {unit.replace('_', ' ')}" for unit in WORK_UNITS
+                if getattr(counts, unit)))
+            lines.extend(f"  note: {note}" for note in counts.notes)
+    for m in result.metrics:
+        way = {"higher": "best (max)", "lower": "best (min)"}.get(m.direction or "", "")
+        best = f", {way} {m.best:.4g}" if way else ""
+        lines.append(f"Metric   {m.name}: last {m.last:.4g}{best} ({len(m.points)} values)")
+    f = result.forecast
+    if f is not None:
+        lines.append(f"Forecast after {f.after:g} of {f.total:g} {f.unit}s: "
+                     f"{duration_text(f.duration_s)}, {energy_text(f.energy_j)}, "
+                     f"{mass_text(f.co2e_g)} CO2e [{mass_text(f.co2e_low_g)} .. "
+                     f"{mass_text(f.co2e_high_g)}] ({f.rule})")
+        o = f.outcome
+        if o is not None:
+            inside = "inside" if o.co2e_contained and o.energy_contained else "OUTSIDE"
+            lines.append(f"  outcome  energy {o.energy_error:+.1%}, CO2e {o.co2e_error:+.1%}, "
+                         f"duration {o.duration_error:+.1%} off; actual {inside} the interval")
+    lines.extend(f"  ! budget: {e.message}" for e in result.budget_events)
+    return lines
 
 
 def _interval(unc: Uncertainty, value: float, mass: bool = False) -> str:
@@ -56,6 +98,13 @@ def _attribution_lines(result: RunResult) -> list[str]:
 def _more_emissions(result: RunResult) -> list[str]:
     """Time-resolved bins, the market-based figure and embodied emissions, when present."""
     em, lines = result.emissions, []
+    spread = em.factor_spread
+    if spread is not None:
+        bounds = f"{spread.low_g_per_kwh:.4g} .. {spread.high_g_per_kwh:.4g} g/kWh"
+        lines.append(f"  factor     {bounds} in any hour, around the yearly "
+                     f"{em.intensity_g_per_kwh:.4g} ({spread.rule}: {spread.basis})"
+                     if not em.time_resolved else
+                     f"  factor     hours without provider data: {bounds} ({spread.rule})")
     if em.time_resolved:
         fallback = sum(1 for b in em.hourly if b.source.startswith("fallback"))
         lines.append(f"  hourly     {len(em.hourly)} bins from {em.time_resolved}"
@@ -98,6 +147,7 @@ def format_summary(result: RunResult) -> str:
         f"  {result.pue.describe()}",
         f"  location   {result.location.describe()}",
         *_more_emissions(result),
+        *_ml_lines(result),
     ]
     if result.phases:
         pw = max(len(p.name) for p in result.phases)
@@ -116,4 +166,4 @@ def format_summary(result: RunResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["energy_text", "format_summary", "mass_text"]
+__all__ = ["duration_text", "energy_text", "format_summary", "mass_text"]

@@ -195,6 +195,19 @@ class Tracker:
         # the same objects in every result of this run (so their JSON is made once)
         self._backends_seen = tuple(self._statuses)
         self._options_plain = self.options.to_dict()
+        # ML workflow (docs/ml.md): work notes, metric histories, progress marks, budgets
+        self._work_notes: dict[str, None] = {}
+        self._metrics: dict[str, tuple[Any, list[Any]]] = {}
+        self._marks: list[Any] = []
+        self._total: tuple[float, str] | None = None
+        self._forecast: Any = None  # the first forecast (after predict_after units)
+        self._forecast_latest: Any = None
+        self._budget_events: list[Any] = []
+        self._stop_requested = False
+        self._prediction: Any = None  # prediction.Prediction behind the latest forecast
+        self._prediction_first: Any = None
+        self._budget_list: list[Any] | None = None
+        self._envelope_for: tuple[Any, Any] | None = None
 
     @property
     def backends(self) -> tuple[BackendStatus, ...]:
@@ -346,6 +359,8 @@ class Tracker:
             self._read_all(now, record=True)
             if self._attributor is not None and now - self._shares_at >= self._share_every:
                 self._update_shares(now)
+            if self.options.budget_on != "predicted":
+                _guard(lambda: self._check_budgets(self._energy_so_far(), None), None)
             due = self.store is not None and now - self._last_flush >= self._flush_interval
         if due:
             self._flush()
@@ -418,6 +433,213 @@ class Tracker:
         finally:
             if entered is not None:
                 self._exit(*entered)
+
+    def begin_phase(self, name: str) -> PhaseHandle:
+        """Open a phase without a ``with`` block (framework callbacks: an epoch starts in one
+        hook and ends in another); call ``end()`` on what is returned. Ended in the same thread
+        (context) it began in, it nests like :meth:`phase`."""
+        return PhaseHandle(self, self._enter(name))
+
+    # -- work, metrics, progress and budgets (docs/ml.md) ----------------------------------
+
+    def add_work(self, samples: int = 0, tokens: int = 0, steps: int = 0, requests: int = 0,
+                 generated_tokens: int = 0, *, note: str | None = None) -> None:
+        """Count units of work done, for the run and every phase open in this context, so
+        results give energy and CO2e per sample, per 1k tokens, per step, per request and per
+        generated token. ``note`` says how a count was made (shown in the output), e.g.
+        ``"tokens: non-padding tokens (attention mask)"``.
+
+        Raises:
+            ConfigError: a count that is not a whole number >= 0.
+        """
+        counts = {unit: _count(unit, value) for unit, value in (
+            ("samples", samples), ("tokens", tokens), ("steps", steps), ("requests", requests),
+            ("generated_tokens", generated_tokens)) if value}
+        if self._in_child():
+            return
+        with self._lock:
+            if self._state != "running":
+                self._warn_once("work-state", f"add_work() called while the tracker is "
+                                f"{self._state}; not counted")
+                return
+            path = _PATHS.get().get(id(self))
+            windows = [self._run]
+            while path:
+                window = self._phases.get(path)
+                if window is not None and window.open:
+                    windows.append(window)
+                path = path.rpartition("/")[0]
+            for window in windows:
+                for unit, n in counts.items():
+                    window.work[unit] = window.work.get(unit, 0) + n
+            if note:
+                self._work_notes[str(note)] = None
+
+    def log_metric(self, name: str, value: float, *, step: int | None = None,
+                   epoch: float | None = None,
+                   direction: Literal["higher", "lower", "max", "min"] | None = None) -> None:
+        """Record a metric value (accuracy, loss, ...) with the run, at ``step`` / ``epoch``.
+
+        ``direction`` says whether higher or lower is better; without it, common names are
+        recognised (loss, error, perplexity: lower; accuracy, f1, bleu, ...: higher).
+        A non-finite value is not recorded (warned once per metric).
+
+        Raises:
+            ConfigError: an empty name, a value that is not a number, or a bad direction.
+        """
+        from carbonmonitor.records import MetricPoint
+
+        label = str(name).strip()
+        if not label:
+            raise ConfigError("log_metric needs a metric name, e.g. log_metric('accuracy', 0.9)")
+        number = _metric_value(label, value)
+        way = _direction(label, direction)
+        if self._in_child():
+            return
+        with self._lock:
+            if self._state != "running":
+                self._warn_once("metric-state", f"log_metric({label!r}) called while the "
+                                f"tracker is {self._state}; not recorded")
+                return
+            if number is None:
+                self._warn_once(f"metric-nan-{label}", f"carbonmonitor: metric {label!r} had a "
+                                f"non-finite value ({value!r}); such values are not recorded")
+                return
+            known, points = self._metrics.setdefault(label, (way, []))
+            if way is not None and known != way:
+                self._metrics[label] = (way, points)
+            points.append(MetricPoint(self.clock.monotonic() - self._t_start, number,
+                                      None if step is None else int(step),
+                                      None if epoch is None else float(epoch)))
+
+    def log_metrics(self, values: Mapping[str, float], *, step: int | None = None,
+                    epoch: float | None = None) -> None:
+        """:meth:`log_metric` for each ``name: value`` (directions recognised by name)."""
+        for name, value in values.items():
+            self.log_metric(name, value, step=step, epoch=epoch)
+
+    def progress(self, done: float, total: float | None = None, *, unit: str = "epoch"
+                 ) -> Any:
+        """Say that ``done`` units (epochs or steps) of ``total`` are complete.
+
+        From ``predict_after`` units on, the run's total duration, energy and CO2e are
+        predicted with an interval (logged once when first made, kept on the result and compared
+        with the outcome at the end), and budgets (``max_emissions_g``, ``max_energy_kwh``) are
+        checked. Returns the latest :class:`~carbonmonitor.records.Forecast`, or None.
+        ``total`` may be given once (or again when it changes).
+
+        Raises:
+            ConfigError: ``done`` or ``total`` not a number >= 0.
+        """
+        done_f = _units("done", done)
+        total_f = None if total is None else _units("total", total)
+        if self._in_child():
+            return None
+        with self._lock:
+            if self._state != "running":
+                self._warn_once("progress-state", f"progress() called while the tracker is "
+                                f"{self._state}; ignored")
+                return self._forecast_latest
+            try:
+                return self._progress(done_f, total_f, str(unit))
+            except Exception:
+                self._warn_once("progress", "carbonmonitor: prediction failed; the run goes on "
+                                "without one", exc_info=True)
+                return self._forecast_latest
+
+    @property
+    def should_stop(self) -> bool:
+        """True once a budget with ``budget_action="stop"`` was crossed: the framework
+        callbacks then stop training gracefully; a hand-written loop can check it."""
+        return self._stop_requested
+
+    @property
+    def forecast(self) -> Any:
+        """The latest :class:`~carbonmonitor.records.Forecast` (None before ``predict_after``
+        units of :meth:`progress`)."""
+        return self._forecast_latest
+
+    def _progress(self, done: float, total: float | None, unit: str) -> Any:
+        """Record a progress mark, forecast, check budgets (lock held)."""
+        from carbonmonitor import prediction
+
+        now = self.clock.monotonic()
+        self._read_all(now)
+        energy = self._energy_so_far()
+        if total is not None:
+            self._total = (total, unit)
+        while self._marks and self._marks[-1].done >= done:  # a repeated or restarted count
+            self._marks.pop()
+        self._marks.append(prediction.Mark(done, now - self._t_start, energy))
+        made = None
+        if self._total is not None and done <= self._total[0]:
+            after = float(self.options.predict_after)
+            made = prediction.predict(self._marks, self._total[0], unit=self._total[1],
+                                      warmup=1 if after > 1 else 0, min_units=after)
+            if made is not None:
+                self._prediction = made
+                self._forecast_latest = _forecast_record(made, self._grams_per_joule(),
+                                                         now - self._t_start)
+                if self._forecast is None:
+                    self._forecast, self._prediction_first = self._forecast_latest, made
+                    if not self.quiet:
+                        log.info("carbonmonitor: %s", _forecast_line(self._forecast))
+        self._check_budgets(energy, made)
+        return self._forecast_latest
+
+    def _energy_so_far(self) -> float:
+        return sum(acc[0] for acc in self._run.energy.values())
+
+    def _grams_per_joule(self) -> float:
+        from carbonmonitor.facts import JOULES_PER_KWH
+
+        return self.pue.value * self.intensity.g_per_kwh / JOULES_PER_KWH
+
+    def _budgets(self) -> list[Any]:
+        """One prediction.Budget per limit and figure (actual, predicted) the options ask for."""
+        if self._budget_list is None:
+            from carbonmonitor.prediction import Budget
+
+            opts, self._budget_list = self.options, []
+            ons: tuple[Literal["actual", "predicted"], ...] = (
+                ("actual", "predicted") if opts.budget_on == "both" else (opts.budget_on,))
+            for on in ons:
+                if opts.max_emissions_g is not None:
+                    self._budget_list.append(Budget(max_emissions_g=opts.max_emissions_g,
+                                                    on=on, action=opts.budget_action))
+                if opts.max_energy_kwh is not None:
+                    self._budget_list.append(Budget(max_energy_kwh=opts.max_energy_kwh,
+                                                    on=on, action=opts.budget_action))
+        return self._budget_list
+
+    def _check_budgets(self, energy_j: float, made: Any) -> None:
+        """Check each budget not yet crossed on the actual figure and, when one was just made,
+        the forecast; each trips once (lock held)."""
+        if self.options.max_emissions_g is None and self.options.max_energy_kwh is None:
+            return
+        from carbonmonitor.prediction import check
+        from carbonmonitor.records import BudgetEvent
+
+        gpj = self._grams_per_joule()
+        tripped = {(e.limit, e.on) for e in self._budget_events}
+        for budget in self._budgets():
+            limit = "max_emissions_g" if budget.max_emissions_g is not None else "max_energy_kwh"
+            if (limit, budget.on) in tripped or (budget.on == "predicted" and made is None):
+                continue
+            verdict = check(budget, energy_j=energy_j, co2e_g=energy_j * gpj, prediction=made,
+                            grams_per_joule=gpj)
+            if verdict is None:
+                continue
+            action = ("stopping training (budget_action='stop')" if verdict.stop
+                      else "the run goes on (budget_action='warn')")
+            done = self._marks[-1].done if self._marks else None
+            self._budget_events.append(BudgetEvent(
+                verdict.limit_name, verdict.on, verdict.action, verdict.figure, verdict.limit,
+                done, self.clock.monotonic() - self._t_start,
+                f"{verdict.message}; {action}"))
+            log.warning("carbonmonitor: budget %s: %s; %s", limit, verdict.message, action)
+            if verdict.stop:
+                self._stop_requested = True
 
     def _enter(self, name: str) -> tuple[str, contextvars.Token[Mapping[int, str]]] | None:
         if self._in_child():  # a forked worker's phases are not the parent's run
@@ -676,7 +898,13 @@ class Tracker:
         reuse one identity and do not wait for ``git status``."""
         from carbonmonitor import carbon
         from carbonmonitor.identity import finish_identity, iso_utc
-        from carbonmonitor.records import Attribution, PhaseResult, RunResult, sum_uncertainty
+        from carbonmonitor.records import (
+            Attribution,
+            MetricSeries,
+            PhaseResult,
+            RunResult,
+            sum_uncertainty,
+        )
 
         duration = now - self._t_start
         shares = (self._attributor.shares if self._attributor is not None
@@ -686,7 +914,8 @@ class Tracker:
         for path, w in self._phases.items():
             spent = w.duration_s + (now - w.opened_at if w.open else 0.0)
             phases.append(PhaseResult(path, w.count, spent,
-                                      self._meter.figures(w, spent, shares, self._idle_w)))
+                                      self._meter.figures(w, spent, shares, self._idle_w),
+                                      self._work(w)))
         flags = [*self.intensity.flags, *self._meter.flags(), *self._flags,
                  *self._short_windows(duration, phases), *carbon.pue_flags(self.pue)]
         embodied = _guard(lambda: self._embodied(duration, flags), None)
@@ -703,13 +932,53 @@ class Tracker:
             intensity=self.intensity, pue=self.pue,
             emissions=carbon.account(sum(f.energy_j for f in energy), sum_uncertainty(energy),
                                      self.pue, self.intensity,
-                                     market_factor=self.options.market_factor),
+                                     market_factor=self.options.market_factor,
+                                     envelope=self._envelope()),
             backends=self._backends_seen, flags=tuple(flags),
             options=self._options_plain if provisional else self.options.to_dict(),
             sample_count=len(self._meter.series_t),
             exit_code=exit_code,
             attribution=self._attribution_record(Attribution),
-            embodied=embodied)
+            embodied=embodied,
+            work=self._work(self._run),
+            metrics=tuple(MetricSeries(name, way, tuple(points))
+                          for name, (way, points) in self._metrics.items()),
+            forecast=self._forecast if provisional else _guard(
+                lambda: self._forecast_outcome(duration, energy), self._forecast),
+            budget_events=tuple(self._budget_events))
+
+    def _work(self, window: Window) -> Any:
+        from carbonmonitor.records import Work
+
+        if not window.work:
+            return None
+        return Work(**window.work, notes=tuple(self._work_notes))
+
+    def _forecast_outcome(self, duration_s: float, energy: Any) -> Any:
+        """The first forecast with its comparison to the outcome, when the run completed the
+        units it was forecast for."""
+        from carbonmonitor.records import ForecastOutcome
+
+        f, made = self._forecast, self._prediction_first
+        if f is None or made is None or not self._marks or self._marks[-1].done < f.total:
+            return f
+        joules = sum(x.energy_j for x in energy)
+        grams = joules * self._grams_per_joule()
+        c = made.compare(duration_s, joules)
+        return dataclasses.replace(f, outcome=ForecastOutcome(
+            self._marks[-1].done, c.duration_error or 0.0, c.energy_error or 0.0,
+            (f.co2e_g / grams - 1.0) if grams > 0 else 0.0, c.duration_contained,
+            c.energy_contained, f.co2e_low_g <= grams <= f.co2e_high_g))
+
+    def _envelope(self) -> Any:
+        """The factor's hourly envelope for the run's place (kept while the place is the same:
+        results are built at every flush)."""
+        from carbonmonitor.carbon.spread import envelope_for
+
+        key = (self.location, self.intensity)
+        if self._envelope_for is None or self._envelope_for[0] != key:
+            self._envelope_for = (key, _guard(lambda: envelope_for(*key), None))
+        return self._envelope_for[1]
 
     def _embodied(self, duration_s: float, flags: list[Flag]) -> Any:
         """The run's amortised embodied emissions: the user's figures, else the cloud
@@ -777,7 +1046,7 @@ class Tracker:
         static factor covers hours the provider does not, and all of them when it fails or
         takes longer than LIVE_DEADLINE_S in all (stop() never waits longer)."""
         from carbonmonitor.carbon.live import live_emissions
-        from carbonmonitor.records import HourBin, Uncertainty
+        from carbonmonitor.records import HourBin, Uncertainty, sum_uncertainty
 
         zone, points = live
         fallback = f"{self.intensity.source} {self.intensity.year}"
@@ -796,16 +1065,30 @@ class Tracker:
                 "the static tables")))
         account = answer[0]
         static = result.emissions
-        scale = account.co2e_g / static.co2e_g if static.co2e_g > 0 else 1.0
+        # the interval: energy bounds x (provider's hourly factors as given + the fallback
+        # hours' factors within the static factor's envelope)
+        energy_j = result.energy_j
+        energy_unc = sum_uncertainty(result.energy)
+        low_e = energy_unc.low / energy_j if energy_j > 0 else 1.0
+        high_e = energy_unc.high / energy_j if energy_j > 0 else 1.0
+        spread = static.factor_spread
+        ratio_low = spread.low_g_per_kwh / static.intensity_g_per_kwh \
+            if spread and static.intensity_g_per_kwh > 0 else 1.0
+        ratio_high = spread.high_g_per_kwh / static.intensity_g_per_kwh \
+            if spread and static.intensity_g_per_kwh > 0 else 1.0
+        hourly_g = account.co2e_g - account.fallback_co2e_g
+        low = low_e * (hourly_g + account.fallback_co2e_g * ratio_low)
+        high = high_e * (hourly_g + account.fallback_co2e_g * ratio_high)
         bases: set[Any] = set(account.bases)
         # a basis other than the static one only when every joule was accounted with it
         basis = bases.pop() if len(bases) == 1 and account.fallback_energy_j == 0 \
             else static.basis
         emissions = dataclasses.replace(
             static, co2e_g=account.co2e_g,
-            uncertainty=Uncertainty(static.uncertainty.low * scale,
-                                    static.uncertainty.high * scale,
-                                    f"{static.uncertainty.rule}; hourly factors"),
+            uncertainty=Uncertainty(min(low, account.co2e_g), max(high, account.co2e_g),
+                                    f"energy({energy_unc.rule})xPUExhourly factors"
+                                    + (f"; fallback hours x{spread.rule}" if spread
+                                       and account.fallback_co2e_g > 0 else "")),
             intensity_g_per_kwh=(account.g_per_kwh if account.g_per_kwh is not None
                                  else static.intensity_g_per_kwh),
             basis=basis, time_resolved=self._provider.name,
@@ -1047,6 +1330,112 @@ def _guard(func: Callable[[], Any], default: Any) -> Any:
         log.warning("carbonmonitor: internal step %s failed; continuing",
                     getattr(func, "__name__", "?"), exc_info=True)
         return default
+
+
+class PhaseHandle:
+    """An open phase from :meth:`Tracker.begin_phase`; ``end()`` closes it (once)."""
+
+    def __init__(self, tracker: Tracker, entered: Any) -> None:
+        self._tracker = tracker
+        self._entered = entered
+
+    @property
+    def name(self) -> str | None:
+        """The phase's path (``"epoch/train"``), None when it could not be opened."""
+        return self._entered[0] if self._entered is not None else None
+
+    def end(self) -> None:
+        entered, self._entered = self._entered, None
+        if entered is not None:
+            self._tracker._exit(*entered)
+
+    def __enter__(self) -> PhaseHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+
+
+def _count(unit: str, value: Any) -> int:
+    """A whole number >= 0 (ints, and numpy/torch integer scalars)."""
+    try:
+        as_int = int(value)
+        exact = not isinstance(value, (bool, str)) and as_int == value
+    except (TypeError, ValueError, OverflowError):
+        exact = False
+    if not exact or as_int < 0:
+        raise ConfigError(f"add_work: {unit} must be a whole number >= 0; got {value!r}")
+    return as_int
+
+
+def _units(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not number >= 0 or number == float("inf"):
+        raise ConfigError(f"progress: {name} must be a number of epochs or steps >= 0; "
+                          f"got {value!r}")
+    return number
+
+
+def _metric_value(name: str, value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"log_metric({name!r}): the value must be a number; got "
+                          f"{value!r}") from None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+_LOWER_IS_BETTER = frozenset({"loss", "error", "err", "perplexity", "ppl", "mse", "mae", "rmse",
+                              "wer", "cer", "nll", "bpd", "latency"})
+_HIGHER_IS_BETTER = frozenset({"acc", "accuracy", "f1", "precision", "recall", "auc", "auroc",
+                               "bleu", "rouge", "map", "iou", "dice", "r2", "exact", "em",
+                               "matthews", "mcc", "top1", "top5", "score", "reward"})
+
+
+def _direction(name: str, given: str | None) -> Literal["higher", "lower"] | None:
+    """``given`` normalised, else recognised from the words of ``name`` (None: unknown)."""
+    if given is not None:
+        way = {"higher": "higher", "max": "higher", "lower": "lower", "min": "lower"}.get(
+            str(given).strip().lower())
+        if way is None:
+            raise ConfigError(f"log_metric({name!r}): direction must be 'higher' or 'lower' "
+                              f"(which is better); got {given!r}")
+        return way  # type: ignore[return-value]
+    words = set("".join(c if c.isalnum() else " " for c in name.lower()).split())
+    words |= {w.rstrip("0123456789") for w in words}
+    if words & _LOWER_IS_BETTER:
+        return "lower"
+    if words & _HIGHER_IS_BETTER:
+        return "higher"
+    return None
+
+
+def _forecast_record(made: Any, grams_per_joule: float, at_s: float) -> Any:
+    """A prediction.Prediction as the result's Forecast record (CO2e at the run's factor)."""
+    from carbonmonitor.records import Forecast
+
+    co2e, co2e_low, co2e_high = made.co2e(grams_per_joule)
+    return Forecast(
+        after=made.after_units, total=made.total_units, unit=made.unit, rule=made.rule,
+        made_at_s=at_s, duration_s=made.duration_s, duration_low_s=made.duration_low_s,
+        duration_high_s=made.duration_high_s, energy_j=made.energy_j,
+        energy_low_j=made.energy_low_j, energy_high_j=made.energy_high_j, co2e_g=co2e,
+        co2e_low_g=co2e_low, co2e_high_g=co2e_high)
+
+
+def _forecast_line(f: Any) -> str:
+    from carbonmonitor.summary import duration_text, energy_text, mass_text
+
+    return (f"after {f.after:g} of {f.total:g} {f.unit}s, predicted total: "
+            f"{duration_text(f.duration_s)} [{duration_text(f.duration_low_s)}.."
+            f"{duration_text(f.duration_high_s)}], {energy_text(f.energy_j)} "
+            f"[{energy_text(f.energy_low_j)}..{energy_text(f.energy_high_j)}], "
+            f"{mass_text(f.co2e_g)} CO2e [{mass_text(f.co2e_low_g)}..{mass_text(f.co2e_high_g)}]")
 
 
 def _one_line(result: RunResult) -> str:

@@ -25,7 +25,7 @@ def rel(a: float, b: float) -> float:
         (None, "aws", "us-east-1", lambda s, y: s.em(s.region("aws", "us-east-1")["em_zone"], y)),
         (None, "azure", "westeurope",
          lambda s, y: s.em(s.region("azure", "westeurope")["em_zone"], y)),
-        (None, "azure", "westus2", lambda s, y: s.owid("USA", y)),
+        (None, "azure", "westus2", lambda s, y: s.em(s.region("azure", "westus2")["em_zone"], y)),
     ],
 )
 def test_emissions_are_energy_times_pue_times_factor(shipped, country, provider, region, expected):
@@ -56,7 +56,7 @@ def test_one_kwh_at_pue_and_factor():
     assert got.uncertainty.low == pytest.approx(500.0, rel=1e-12)
     assert got.uncertainty.high == pytest.approx(666.6666666666666, rel=1e-12)
     assert got.uncertainty.rule.startswith("energy(model-tdp-v1)xPUExfactor")
-    assert "factor uncertainty not yet included" in got.uncertainty.rule
+    assert "factor spread unknown" in got.uncertainty.rule  # no envelope given
 
 
 def test_zero_energy_is_zero_emissions():

@@ -63,11 +63,11 @@ def test_aws_azure_region_uses_electricity_maps_zone(shipped, provider, region):
 
 
 def test_region_without_zone_falls_back_to_country(shipped):
-    row = shipped.region("azure", "westus2")
-    assert row["em_zone"] == ""
-    got = intensity_for(where(provider="azure", region="westus2"))
-    assert got.g_per_kwh == shipped.owid(row["country_iso3"], shipped.final_year())
-    assert got.zone == row["country_iso3"]
+    # every shipped region has a zone now; a region listed without one resolves to this
+    region = Location("given", "USA", "United States", "azure", "westus2", None)
+    got = intensity_for(region)
+    assert got.g_per_kwh == shipped.owid("USA", shipped.final_year())
+    assert got.zone == "USA"
     assert codes(got.flags) == ["intensity-country-fallback"]
 
 

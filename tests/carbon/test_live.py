@@ -728,8 +728,44 @@ def test_a_tracked_run_from_10_40_is_accounted_hour_by_hour(
     assert [b.co2e_g for b in em.hourly] == pytest.approx([20.0, 52.5, 72.0, 30.0], rel=1e-9)
     assert em.hourly[0].start == "2025-06-01T10:00:00+00:00"
     assert "hourly     4 bins from electricitymaps" in carbonmonitor.format_summary(result)
+    # every joule has its hour's factor: the interval is the energy's alone
+    energy = result.energy_uncertainty
+    assert em.uncertainty.low == pytest.approx(174.5 * energy.low / result.energy_j, rel=1e-9)
+    assert em.uncertainty.high == pytest.approx(174.5 * energy.high / result.energy_j, rel=1e-9)
+    assert "hourly factors" in em.uncertainty.rule and "envelope" not in em.uncertainty.rule
     assert result.options["electricitymaps_token"]["value"] == "<set>"
     assert EM_TOKEN not in result.to_json()
+
+
+def test_a_tracked_run_with_an_unpublished_hour_widens_only_that_hours_interval(
+        serve: Callable[..., FakeApi], clock: ManualClock) -> None:
+    """As above, but the provider has not published 13:00: that hour's 0.2 kWh (see the sample
+    run) is accounted at the static factor, and only its grams get the factor's envelope."""
+    from carbonmonitor import FakeBackend, Tracker
+
+    api = serve(electricity_maps({10: 200.0, 11: 250.0, 12: 300.0}))
+    start = at(10, 40)
+    power = FakeBackend({"cpu": [(0.0, 300.0), (at(11, 30) - start, 120.0),
+                                 (at(12, 45) - start, 600.0)]})
+    tracker = Tracker(backend=[power], clock=clock, sampling="manual", quiet=True, db="off",
+                      country="DE", attribution="machine", intensity_provider="electricitymaps",
+                      intensity_url=api.url, electricitymaps_token=EM_TOKEN)
+    tracker.start()
+    for hour, minute in SAMPLES[1:]:
+        clock.advance(at(hour, minute) - clock.wall())
+        tracker.tick()
+    result = tracker.stop()
+    em, static = result.emissions, result.intensity.g_per_kwh
+    fallback_g = 0.2 * static  # 13:00-13:20: 0.2 kWh at the static factor
+    assert result.co2e_g == pytest.approx(144.5 + fallback_g, rel=1e-9)
+    spread = em.factor_spread
+    assert spread is not None
+    energy = result.energy_uncertainty
+    assert em.uncertainty.low == pytest.approx(
+        energy.low / result.energy_j * (144.5 + 0.2 * spread.low_g_per_kwh), rel=1e-9)
+    assert em.uncertainty.high == pytest.approx(
+        energy.high / result.energy_j * (144.5 + 0.2 * spread.high_g_per_kwh), rel=1e-9)
+    assert "fallback hours xfactor-envelope-v1" in em.uncertainty.rule
 
 
 def test_a_tracked_run_whose_provider_fails_keeps_the_static_factor_and_says_so(
@@ -745,6 +781,11 @@ def test_a_tracked_run_whose_provider_fails_keeps_the_static_factor_and_says_so(
     result = tracker.stop()
     assert result.co2e_g == pytest.approx(0.1 * result.intensity.g_per_kwh, rel=1e-9)
     assert "intensity-live-failed" in {f.code for f in result.flags}
+    # the static factor for every hour: its envelope widens the interval
+    spread = result.emissions.factor_spread
+    assert spread is not None and spread.low_g_per_kwh < result.intensity.g_per_kwh
+    assert result.emissions.uncertainty.high == pytest.approx(
+        result.energy_uncertainty.high / 3.6e6 * spread.high_g_per_kwh, rel=1e-9)
 
 
 def test_watttime_needs_its_own_region() -> None:

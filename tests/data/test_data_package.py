@@ -26,7 +26,6 @@ COPIED = (
     "grid/owid_electricity_by_country_year.csv",
     "grid/iso3166_countries.csv",
     "grid/lifecycle_emission_factors.csv",
-    "cloud/cloud_regions.csv",
     "cloud/gcp_region_carbon_info_2019_2024.csv",
     "cloud/pue.csv",
     "subnational/electricitymaps_yearly_2021_2025.csv",
@@ -38,7 +37,9 @@ COPIED = (
 )
 CURATED_HERE = ("hardware/memory_power.csv", "grid/country_aliases.csv",
                 "embodied/ccf_instance_vcpus.csv", "embodied/embodied_sources.csv",
-                "grid/iso3166_2_zones.csv")
+                "grid/iso3166_2_zones.csv",
+                # the shared table with 6 zones corrected or filled (see its notes column)
+                "cloud/cloud_regions.csv")
 
 
 def parse(relpath: str) -> list[dict[str, str]]:

@@ -19,7 +19,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "runs-v1.db"
 # Result fields added after the fixture was written, with what an old result reads as.
 LATER_FIELDS = {"attributed_j": None, "idle_j": None, "share": None, "dynamic_j": None,
                 "attribution": None, "embodied": None, "market_co2e_g": None,
-                "market_factor_g_per_kwh": None, "time_resolved": "", "hourly": []}
+                "market_factor_g_per_kwh": None, "time_resolved": "", "hourly": [],
+                "factor_spread": None, "work": None, "metrics": [], "forecast": None,
+                "budget_events": [], "unit_costs": []}
 
 
 def without_later_fields(value: object) -> object:
