@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING
 from carbonmonitor.facts import Flag
 
 if TYPE_CHECKING:
-    import http.client
     import urllib.request
 
-# http.client, urllib.request and json cost ~40 ms to import: they are imported on first use,
-# which off-cloud (DMI names no provider) and without ip_geolocation is never.
+# http.client, urllib.request, json and carbon.http cost ~40 ms to import: they are imported
+# on first use, which off-cloud (DMI names no provider) and without ip_geolocation is never.
 
 __all__ = [
     "DEFAULT_GEOLOCATION_URL",
@@ -59,7 +58,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 Opener = Callable[["urllib.request.Request", float], bytes]
 """Sends one request with a timeout in seconds and returns the body; raises ``OSError``
-(``urllib.error.HTTPError`` for a non-2xx status, ``TimeoutError``), ``http.client
+(the default openers: :class:`~carbonmonitor.carbon.http.HttpError`; others may raise
+``urllib.error.HTTPError`` for a non-2xx status, ``TimeoutError``...), ``http.client
 .HTTPException`` or ``ValueError`` on failure. Tests and proxies can pass their own."""
 
 _DMI_FIELDS = ("sys_vendor", "product_name", "bios_vendor", "bios_version", "board_vendor",
@@ -155,58 +155,33 @@ def _match_dmi(dmi: dict[str, str]) -> tuple[str | None, str]:
 
 @cache
 def _network_errors() -> tuple[type[Exception], ...]:
-    """What a failed request raises: OSError (URLError, HTTPError, timeouts), a broken HTTP
-    answer, or an undecodable body."""
+    """What a failed request raises: OSError (HttpError from the default openers; URLError,
+    timeouts from others), a broken HTTP answer, or an undecodable body."""
     import http.client
 
     return (OSError, http.client.HTTPException, ValueError)
 
 
-@cache
-def _direct() -> urllib.request.OpenerDirector:
-    import urllib.request
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        # A metadata endpoint never redirects; following one would send its headers (the
-        # IMDSv2 token) elsewhere. The 3xx surfaces as an HTTPError instead.
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None
-
-    # IMDS must be reached directly: Azure's docs say to bypass proxies, and an HTTP_PROXY from
-    # the environment would forward link-local requests to a proxy that cannot reach them.
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
-
-
-def _read_body(response: http.client.HTTPResponse) -> bytes:
-    body = response.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise ValueError(f"answer longer than {MAX_BODY_BYTES} bytes")
-    return body
-
-
 def open_direct(request: urllib.request.Request, timeout_s: float) -> bytes:
     """The default metadata opener: no proxy, no redirects, body capped at 64 KiB."""
-    return _fetch(_direct(), request, timeout_s)
+    # IMDS must be reached directly: Azure's docs say to bypass proxies, and an HTTP_PROXY from
+    # the environment would forward link-local requests to a proxy that cannot reach them.
+    # A redirect would send the headers (the IMDSv2 token) elsewhere: it is an error.
+    return _send(request, timeout_s, env_proxies=False)
 
 
 def open_with_env_proxies(request: urllib.request.Request, timeout_s: float) -> bytes:
-    """The default geolocation opener: urllib's own (honours HTTPS_PROXY), body capped."""
-    import urllib.request
-
-    return _fetch(urllib.request.build_opener(), request, timeout_s)
+    """The default geolocation opener: honours HTTPS_PROXY; no redirects, body capped."""
+    return _send(request, timeout_s, env_proxies=True)
 
 
-def _fetch(director: urllib.request.OpenerDirector, request: urllib.request.Request,
-           timeout_s: float) -> bytes:
-    import urllib.error
+def _send(sent: urllib.request.Request, timeout_s: float, *, env_proxies: bool) -> bytes:
+    from carbonmonitor.carbon.http import request
 
-    try:
-        response = director.open(request, timeout=timeout_s)
-    except urllib.error.HTTPError as err:
-        err.close()  # it holds the connection; the caller only needs the status
-        raise
-    with response:
-        return _read_body(response)
+    data = sent.data if isinstance(sent.data, bytes) else None
+    return request(sent.get_method(), sent.full_url, headers=dict(sent.header_items()),
+                   data=data, timeout_s=timeout_s, max_bytes=MAX_BODY_BYTES,
+                   env_proxies=env_proxies).body
 
 
 class _Session:
@@ -218,8 +193,8 @@ class _Session:
         self.timeout_s = timeout_s
         self.opener = opener
         self.clock = clock
-        # Each request's timeout bounds each socket wait, not a server that trickles bytes:
-        # the overall deadline stops further requests after such a one.
+        # A request may overrun its timeout (the default openers stop within about twice it,
+        # another opener may not): the overall deadline stops further requests after it.
         self.deadline = clock() + MAX_REQUESTS * timeout_s
         self.sent = 0
 
@@ -246,7 +221,11 @@ class _Session:
 
 
 def _describe(err: BaseException) -> str:
-    code = getattr(err, "code", None)
+    from carbonmonitor.carbon.http import HttpError
+
+    if isinstance(err, HttpError):
+        return err.detail
+    code = getattr(err, "code", None)  # from an opener of the caller's: urllib's HTTPError
     if isinstance(code, int):
         return f"HTTP {code}"
     reason = getattr(err, "reason", None)  # URLError wraps the socket error

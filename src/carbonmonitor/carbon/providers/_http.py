@@ -1,8 +1,7 @@
-"""HTTP for the intensity providers: one JSON GET with a deadline, secrets scrubbed from errors,
-and the in-process back-off that keeps a failing provider from being asked on every run.
-
-Standard library only (urllib): the providers are optional and need no extra dependency.
-Redirects are refused, so a header that carries a token is never replayed to another host.
+"""HTTP for the intensity providers: one JSON GET through :mod:`carbonmonitor.carbon.http`
+(deadline, body cap, redirects refused, secrets kept out of errors), its failures told in the
+provider's words, and the in-process back-off that keeps a failing provider from being asked
+on every run.
 """
 
 from __future__ import annotations
@@ -10,35 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
-from http.client import HTTPException
 from typing import Any
 
 from carbonmonitor._version import __version__
+from carbonmonitor.carbon.http import HttpError, Kind, redact, request
 from carbonmonitor.carbon.live import ProviderError
 
 log = logging.getLogger("carbonmonitor.carbon.providers")
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a month of 5-minute points is ~1 MB; more is not an answer
-_CHUNK = 64 * 1024
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # urllib then raises HTTPError with the 3xx status
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect())
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (of 4 characters or more) replaced by ``***``."""
-    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def get_json(url: str, *, label: str, headers: Mapping[str, str], timeout_s: float,
@@ -49,27 +29,13 @@ def get_json(url: str, *, label: str, headers: Mapping[str, str], timeout_s: flo
     has passed since the request began, so a call returns within about twice ``timeout_s``.
     """
     secrets = tuple(secrets)
-    request = urllib.request.Request(url, headers={
-        "Accept": "application/json", "User-Agent": f"carbonmonitor/{__version__}", **headers})
-    started = time.monotonic()
     log.debug("GET %s", redact(url.split("?", 1)[0], secrets))
     try:
-        with _OPENER.open(request, timeout=timeout_s) as response:
-            body = _read(response, started + timeout_s, label, timeout_s)
-    except urllib.error.HTTPError as err:
-        raise _status_error(err, label, secrets, auth_fix) from None
-    except TimeoutError:
-        raise _timeout(label, timeout_s) from None
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError):
-            raise _timeout(label, timeout_s) from None
-        raise ProviderError(
-            f"{label} could not be reached ({redact(str(err.reason), secrets)})",
-            "check the network, a proxy (HTTPS_PROXY) or intensity_url") from None
-    except (OSError, HTTPException) as err:
-        raise ProviderError(
-            f"{label} broke off the connection ({type(err).__name__})",
-            "try again later") from None
+        body = request("GET", url, headers={
+            "Accept": "application/json", "User-Agent": f"carbonmonitor/{__version__}",
+            **headers}, timeout_s=timeout_s, max_bytes=MAX_BODY_BYTES, secrets=secrets).body
+    except HttpError as err:
+        raise _provider_error(err, label, timeout_s, auth_fix) from None
     try:
         return json.loads(body)
     except ValueError:
@@ -79,35 +45,28 @@ def get_json(url: str, *, label: str, headers: Mapping[str, str], timeout_s: flo
             "login page") from None
 
 
-def _read(response: Any, deadline: float, label: str, timeout_s: float) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        chunk = response.read(_CHUNK)
-        if not chunk:
-            return b"".join(parts)
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ProviderError(f"{label} sent more than {MAX_BODY_BYTES // 2**20} MiB",
-                                "ask for a shorter time range")
-        if time.monotonic() > deadline:
-            raise _timeout(label, timeout_s)
-        parts.append(chunk)
+# What each failure but an HTTP status means to a provider's user: (reason, fix) templates.
+_FAILURES: dict[Kind, tuple[str, str]] = {
+    "timeout": ("{label} did not answer within {timeout_s:g} s",
+                "check the network or the provider's status page; the static tables were used"),
+    "unreachable": ("{label} could not be reached ({detail})",
+                    "check the network, a proxy (HTTPS_PROXY) or intensity_url"),
+    "broken": ("{label} broke off the connection ({detail})", "try again later"),
+    "too-large": (f"{{label}} sent more than {MAX_BODY_BYTES // 2**20} MiB",
+                  "ask for a shorter time range"),
+    "redirect": ("{label} answered with a redirect (HTTP {status})",
+                 "set intensity_url to the API's final address"),
+}
 
 
-def _timeout(label: str, timeout_s: float) -> ProviderError:
-    return ProviderError(f"{label} did not answer within {timeout_s:g} s",
-                         "check the network or the provider's status page; the static "
-                         "tables were used")
-
-
-def _status_error(err: urllib.error.HTTPError, label: str, secrets: tuple[str, ...],
-                  auth_fix: str) -> ProviderError:
-    try:
-        detail = _error_detail(err, secrets)
-    finally:
-        err.close()  # the response behind the error holds a socket
-    status = err.code
+def _provider_error(err: HttpError, label: str, timeout_s: float,
+                    auth_fix: str) -> ProviderError:
+    if err.kind in _FAILURES:
+        reason, fix = _FAILURES[err.kind]
+        return ProviderError(reason.format(label=label, timeout_s=timeout_s, detail=err.detail,
+                                           status=err.status), fix)
+    status = err.status or 0
+    detail = f": {err.excerpt}" if err.excerpt else ""
     if status in (401, 403):
         return ProviderError(f"{label} refused the credentials (HTTP {status}){detail}", auth_fix)
     if status == 429:
@@ -116,32 +75,10 @@ def _status_error(err: urllib.error.HTTPError, label: str, secrets: tuple[str, .
     if status >= 500:
         return ProviderError(f"{label} answered HTTP {status} (server error){detail}",
                              "try again later; the provider's status page may say more")
-    if 300 <= status < 400:
-        return ProviderError(f"{label} answered with a redirect (HTTP {status})",
-                             "set intensity_url to the API's final address")
     # a request the provider refuses as such (unknown zone, bad region) will not succeed later
     return ProviderError(f"{label} answered HTTP {status}{detail}",
                          "check the zone or region name and that your plan includes it",
                          transient=status not in (400, 404, 422))
-
-
-def _error_detail(err: urllib.error.HTTPError, secrets: tuple[str, ...]) -> str:
-    try:
-        raw = err.read(2048)
-    except (OSError, HTTPException):
-        return ""
-    text = raw.decode("utf-8", "replace").strip()
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        for key in ("message", "error", "detail"):
-            if isinstance(parsed.get(key), str):
-                text = parsed[key]
-                break
-    text = " ".join(redact(text, secrets).split())[:200]
-    return f": {text}" if text else ""
 
 
 class Backoff:
