@@ -6,6 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
+# Keras 3 on the torch backend (TensorFlow is not installed); Hugging Face and W&B offline. Set
+# before any test imports them, and inherited by the subprocesses tests start.
+os.environ.setdefault("KERAS_BACKEND", "torch")
+for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_name, "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+os.environ.setdefault("WANDB_SILENT", "true")
+
 
 @pytest.fixture(autouse=True)
 def _clean_carbonmonitor_env(monkeypatch: pytest.MonkeyPatch,

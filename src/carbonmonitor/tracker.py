@@ -210,6 +210,11 @@ class Tracker:
         self._envelope_for: tuple[Any, Any] | None = None
 
     @property
+    def state(self) -> Literal["new", "running", "stopped"]:
+        """``"new"`` (not started), ``"running"`` or ``"stopped"``."""
+        return self._state
+
+    @property
     def backends(self) -> tuple[BackendStatus, ...]:
         """Every backend considered for this run: used (and for which devices) or why not."""
         return tuple(self._statuses)

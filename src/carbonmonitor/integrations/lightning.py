@@ -1,0 +1,212 @@
+"""PyTorch Lightning: a ``Callback`` that measures ``trainer.fit`` / ``validate`` / ``test`` /
+``predict`` (``pip install 'carbonmonitor[lightning]'``; the ``lightning`` package, else
+``pytorch_lightning``).
+
+Example:
+    >>> from carbonmonitor.integrations.lightning import CarbonMonitorCallback
+    >>> callback = CarbonMonitorCallback(project="mnist", backend="fake", quiet=True,
+    ...                                  db="off")
+    >>> # trainer = lightning.Trainer(max_epochs=3, callbacks=[callback]); trainer.fit(model)
+    >>> # callback.result.phase("train").work.samples
+
+Phases per epoch: ``train`` and ``validation`` (Lightning validates inside the training epoch,
+before ``on_train_epoch_end``: ``train`` ends where validation starts and opens again at the
+next training batch); the sanity check is its own phase, ``sanity_check``, with no work counted;
+``test`` and ``predict``. See docs/integrations.md for what is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from carbonmonitor.integrations._common import Monitor, guarded, missing_framework, scalar
+
+try:
+    import lightning.pytorch as pl
+except ImportError as err:
+    try:
+        import pytorch_lightning as pl  # type: ignore[no-redef]
+    except ImportError:
+        raise missing_framework("Lightning", "lightning", err) from err
+
+if TYPE_CHECKING:
+    from carbonmonitor.integrations.sinks import Sink
+    from carbonmonitor.records import RunResult
+    from carbonmonitor.tracker import Tracker
+
+__all__ = ["CarbonMonitorCallback"]
+
+
+class CarbonMonitorCallback(pl.Callback):  # type: ignore[misc,unused-ignore]
+    """Measures each ``fit`` (``validate``, ``test``, ``predict``) of the trainer it is given to.
+
+    Args:
+        tracker: a :class:`~carbonmonitor.tracker.Tracker` to record into. A running one is
+            never started or stopped here (one run can hold several trainings); without it,
+            each ``fit`` (or ``test``, ...) is a run of its own, built from ``options``.
+        sinks: objects with ``log(scalars, step)`` (called at each epoch end) and
+            ``finish(result)`` (at the end), e.g. carbonmonitor's MLflow or TensorBoard sinks.
+        phase_prefix: puts the phases under a parent phase: ``"fine-tuning"`` gives
+            ``"fine-tuning/train"``.
+        **options: Tracker options (``project``, ``country``, ``backend``,
+            ``max_emissions_g``, ``budget_action``, ...); checked here.
+    """
+
+    def __init__(self, *, tracker: Tracker | None = None, sinks: Iterable[Sink] | None = None,
+                 phase_prefix: str | None = None, **options: Any) -> None:
+        super().__init__()
+        self._monitor = Monitor(tracker=tracker, sinks=sinks, phase_prefix=phase_prefix,
+                                options=options, framework="Lightning")
+        self._steps_at = 0
+        self._seen: dict[str, tuple[object, float]] = {}
+        self.result: RunResult | None = None
+
+    @property
+    def tracker(self) -> Tracker:
+        """The tracker of the current (or latest) run."""
+        return self._monitor.tracker
+
+    # -- run -------------------------------------------------------------------------------
+
+    @guarded
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._seen = {}
+        self._monitor.begin_run()
+
+    @guarded
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._end(trainer, "completed")
+
+    @guarded
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        # Lightning calls this, and not teardown, when fit/test/... raised
+        self._end(trainer, "interrupted" if isinstance(exception, KeyboardInterrupt)
+                  else "failed")
+
+    def _end(self, trainer: Any, status: Any) -> None:
+        self._end_train(trainer)
+        result = self._monitor.end_run(status)
+        self.result = result or self.result
+
+    # -- training --------------------------------------------------------------------------
+
+    @guarded
+    def on_sanity_check_start(self, trainer: Any, pl_module: Any) -> None:
+        self._monitor.open("sanity_check")
+
+    @guarded
+    def on_sanity_check_end(self, trainer: Any, pl_module: Any) -> None:
+        self._monitor.close("sanity_check")
+
+    @guarded
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._steps_at = trainer.global_step
+        self._monitor.open("train")
+
+    @guarded
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
+                             batch_idx: int) -> None:
+        if not self._monitor.is_open("train"):  # again after a validation inside the epoch
+            self._steps_at = trainer.global_step
+            self._monitor.open("train")
+
+    @guarded
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._monitor.count_batch(batch)
+        if self._monitor.should_stop:  # a budget crossed between epoch ends (sampler tick)
+            trainer.should_stop = True
+
+    @guarded
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._end_train(trainer)
+        self._log(trainer, trainer.callback_metrics)
+        if trainer.max_steps is not None and trainer.max_steps > 0:
+            stop = self._monitor.progress(trainer.global_step, trainer.max_steps,
+                                          step=trainer.global_step, unit="step")
+        else:
+            total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+            stop = self._monitor.progress(trainer.current_epoch + 1, total,
+                                          step=trainer.global_step)
+        if stop:
+            trainer.should_stop = True
+
+    def _end_train(self, trainer: Any) -> None:
+        """Close ``train`` with the optimizer steps taken while it was open."""
+        if self._monitor.is_open("train"):
+            self._monitor.count(steps=max(0, trainer.global_step - self._steps_at))
+            self._monitor.close("train")
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    @guarded
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self._end_train(trainer)
+            self._monitor.open("validation")
+
+    @guarded
+    def on_validation_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not trainer.sanity_checking:
+            self._monitor.count_batch(batch)
+
+    @guarded
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        self._monitor.close("validation")
+        if not _fitting(trainer):  # trainer.validate(): while fitting, logged at the epoch end
+            self._log(trainer, trainer.callback_metrics)
+
+    @guarded
+    def on_test_start(self, trainer: Any, pl_module: Any) -> None:
+        self._monitor.open("test")
+
+    @guarded
+    def on_test_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._monitor.count_batch(batch)
+
+    @guarded
+    def on_test_end(self, trainer: Any, pl_module: Any) -> None:
+        self._monitor.close("test")
+        self._log(trainer, trainer.callback_metrics)
+
+    @guarded
+    def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
+        self._monitor.open("predict")
+
+    @guarded
+    def on_predict_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                             batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._monitor.count_batch(batch)
+
+    @guarded
+    def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
+        self._monitor.close("predict")
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def _log(self, trainer: Any, metrics: Any) -> None:
+        """Record the values Lightning holds in ``callback_metrics`` (what EarlyStopping and
+        ModelCheckpoint see). A metric not computed again since it was last recorded (a
+        validation run every n epochs) keeps the same tensor there: it is not recorded twice."""
+        fresh = {}
+        for name, value in dict(metrics).items():
+            number = scalar(value)
+            last = self._seen.get(name)
+            if number is None or (last is not None and last[0] is value and last[1] == number):
+                continue
+            self._seen[name] = (value, number)
+            fresh[name] = number
+        self._monitor.log_metrics(fresh, step=trainer.global_step,
+                                  epoch=trainer.current_epoch + (1 if _fitting(trainer) else 0))
+
+
+def _fitting(trainer: Any) -> bool:
+    """Inside ``trainer.fit`` (its validation included), not ``validate``/``test``/``predict``."""
+    fn = trainer.state.fn
+    return str(getattr(fn, "value", fn)) == "fit"
+
