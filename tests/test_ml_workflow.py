@@ -325,3 +325,72 @@ def test_begin_phase_handles_end_once_and_work_inside_counts() -> None:
     assert result.phase("train").count == 1 and result.phase("train").duration_s == 5
     assert result.phase("train").work.samples == 3
     assert result.phase("validation").duration_s == 1
+
+
+def test_two_trainings_in_one_run_are_forecast_and_compared_separately() -> None:
+    """Pre-training (5 epochs of 100 s, the first 130 s) then fine-tuning (3 epochs of 10 s,
+    the first 13 s): each forecast covers its own training from its own start."""
+    t, clock = tracker()
+    clock.advance(30)  # setup: not part of either training
+    t.begin_progress("pre-training", total=5)
+    for i in range(1, 6):
+        clock.advance(130 if i == 1 else 100)
+        t.progress(i)
+    t.begin_progress("fine-tuning", total=3)
+    for i in range(1, 4):
+        clock.advance(13 if i == 1 else 10)
+        t.progress(i)
+    result = t.stop()
+    pre, fine = result.forecasts
+    assert (pre.label, pre.total, fine.label, fine.total) == ("pre-training", 5, "fine-tuning", 3)
+    # steady epochs after the first: each forecast is exact
+    assert pre.duration_s == pytest.approx(130 + 4 * 100)
+    assert fine.duration_s == pytest.approx(13 + 2 * 10)
+    assert fine.energy_j == pytest.approx(33 * WATTS)
+    for f in (pre, fine):
+        assert f.outcome is not None and f.outcome.energy_error == pytest.approx(0, abs=1e-9)
+        assert f.outcome.energy_contained and f.outcome.duration_contained
+    text = carbonmonitor.format_summary(result)
+    assert "Forecast pre-training: after 2 of 5 epochs" in text
+    assert "Forecast fine-tuning: after 2 of 3 epochs" in text
+
+
+def test_a_predicted_budget_for_the_second_training_counts_what_the_first_spent() -> None:
+    t, clock = tracker(max_energy_kwh=WATTS * 250 / 3.6e6, budget_on="predicted",
+                       budget_action="stop")
+    t.begin_progress("a", total=2)
+    for i in (1, 2):
+        clock.advance(100)
+        t.progress(i)
+    assert not t.should_stop  # 200 s of 250 s
+    t.begin_progress("b", total=10)
+    for i in (1, 2):
+        clock.advance(10)
+        t.progress(i)
+    # predicted: 200 s spent before + 10 epochs of 10 s = 300 s > 250 s
+    assert t.should_stop
+    [event] = t.stop().budget_events
+    assert event.value == pytest.approx(WATTS * 300 / 3.6e6)
+
+
+def test_a_predicted_budget_without_a_total_says_it_cannot_be_checked(
+        caplog: pytest.LogCaptureFixture) -> None:
+    t, clock = tracker(max_energy_kwh=1e-6, budget_on="predicted", budget_action="stop")
+    with caplog.at_level(logging.WARNING, logger="carbonmonitor"):
+        for i in (1, 2, 3):
+            clock.advance(10)
+            t.progress(i)
+    assert not t.should_stop
+    assert sum("predicted budget needs the number of epochs" in r.message
+               for r in caplog.records) == 1
+    t.stop()
+
+
+def test_options_copy_and_pickle() -> None:
+    import copy
+    import pickle
+
+    t, _ = tracker(max_energy_kwh=1.0)
+    assert copy.deepcopy(t.options).max_energy_kwh == 1.0
+    assert pickle.loads(pickle.dumps(t.options)).budget_on == "actual"
+    t.stop()

@@ -391,6 +391,10 @@ class Options:
     sources: dict[str, str]
 
     def __getattr__(self, name: str) -> Any:
+        # not for dunder names or ``values`` itself: copy and pickle look those up on an
+        # instance whose fields are not set yet
+        if name.startswith("__") or name in ("values", "sources"):
+            raise AttributeError(name)
         try:
             return self.values[name]
         except KeyError:

@@ -208,6 +208,7 @@ class Forecast:
     co2e_low_g: float
     co2e_high_g: float
     outcome: ForecastOutcome | None = None
+    label: str = ""  # the training it forecasts ("pre-training"), "" for the run's only one
 
 
 @dataclass(frozen=True)
@@ -216,9 +217,9 @@ class ForecastOutcome:
     / actual; ``contained``: each actual figure lay inside the forecast's interval)."""
 
     units_done: float
-    duration_error: float
-    energy_error: float
-    co2e_error: float
+    duration_error: float | None  # None: the actual figure was 0
+    energy_error: float | None
+    co2e_error: float | None
     duration_contained: bool
     energy_contained: bool
     co2e_contained: bool
@@ -401,7 +402,7 @@ class RunResult:
     embodied: EmbodiedEmissions | None = None
     work: Work | None = None
     metrics: tuple[MetricSeries, ...] = ()
-    forecast: Forecast | None = None
+    forecasts: tuple[Forecast, ...] = ()
     budget_events: tuple[BudgetEvent, ...] = ()
 
     @property
@@ -434,6 +435,11 @@ class RunResult:
     @property
     def co2e_g(self) -> float:
         return self.emissions.co2e_g
+
+    @property
+    def forecast(self) -> Forecast | None:
+        """The run's first forecast (each training's is in ``forecasts``)."""
+        return self.forecasts[0] if self.forecasts else None
 
     @property
     def unit_costs(self) -> tuple[UnitCost, ...]:

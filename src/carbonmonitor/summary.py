@@ -48,17 +48,18 @@ def _ml_lines(result: RunResult) -> list[str]:
         way = {"higher": "best (max)", "lower": "best (min)"}.get(m.direction or "", "")
         best = f", {way} {m.best:.4g}" if way else ""
         lines.append(f"Metric   {m.name}: last {m.last:.4g}{best} ({len(m.points)} values)")
-    f = result.forecast
-    if f is not None:
-        lines.append(f"Forecast after {f.after:g} of {f.total:g} {f.unit}s: "
-                     f"{duration_text(f.duration_s)}, {energy_text(f.energy_j)}, "
-                     f"{mass_text(f.co2e_g)} CO2e [{mass_text(f.co2e_low_g)} .. "
-                     f"{mass_text(f.co2e_high_g)}] ({f.rule})")
+    for f in result.forecasts:
+        lines.append(f"Forecast {f.label + ': ' if f.label else ''}after {f.after:g} of "
+                     f"{f.total:g} {f.unit}s: {duration_text(f.duration_s)}, "
+                     f"{energy_text(f.energy_j)}, {mass_text(f.co2e_g)} CO2e "
+                     f"[{mass_text(f.co2e_low_g)} .. {mass_text(f.co2e_high_g)}] ({f.rule})")
         o = f.outcome
         if o is not None:
-            inside = "inside" if o.co2e_contained and o.energy_contained else "OUTSIDE"
-            lines.append(f"  outcome  energy {o.energy_error:+.1%}, CO2e {o.co2e_error:+.1%}, "
-                         f"duration {o.duration_error:+.1%} off; actual {inside} the interval")
+            inside = "inside" if o.energy_contained and o.duration_contained else "OUTSIDE"
+            errors = ", ".join(f"{name} {err:+.1%}" for name, err in (
+                ("energy", o.energy_error), ("duration", o.duration_error)) if err is not None)
+            lines.append(f"  outcome  {errors or 'nothing to compare'} off; actual {inside} "
+                         "the interval")
     lines.extend(f"  ! budget: {e.message}" for e in result.budget_events)
     return lines
 

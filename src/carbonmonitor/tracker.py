@@ -198,14 +198,10 @@ class Tracker:
         # ML workflow (docs/ml.md): work notes, metric histories, progress marks, budgets
         self._work_notes: dict[str, None] = {}
         self._metrics: dict[str, tuple[Any, list[Any]]] = {}
-        self._marks: list[Any] = []
-        self._total: tuple[float, str] | None = None
-        self._forecast: Any = None  # the first forecast (after predict_after units)
+        self._series: list[_Progress] = []  # one per training (begin_progress)
         self._forecast_latest: Any = None
         self._budget_events: list[Any] = []
         self._stop_requested = False
-        self._prediction: Any = None  # prediction.Prediction behind the latest forecast
-        self._prediction_first: Any = None
         self._budget_list: list[Any] | None = None
         self._envelope_for: tuple[Any, Any] | None = None
 
@@ -523,15 +519,40 @@ class Tracker:
         for name, value in values.items():
             self.log_metric(name, value, step=step, epoch=epoch)
 
+    def begin_progress(self, label: str = "", total: float | None = None, *,
+                       unit: str = "epoch") -> None:
+        """Start counting progress for one training (the callbacks call this at train start).
+
+        Its forecast covers this training only, from now: time and energy spent before (setup,
+        an earlier training in the same run) are not extrapolated. ``label`` names it in the
+        output (``"pre-training"``). Without a call, progress counts from the run's start.
+
+        Raises:
+            ConfigError: ``total`` not a number >= 0.
+        """
+        total_f = None if total is None else _units("total", total)
+        if self._in_child():
+            return
+        with self._lock:
+            if self._state != "running":
+                self._warn_once("progress-state", f"begin_progress() called while the tracker "
+                                f"is {self._state}; ignored")
+                return
+            now = self.clock.monotonic()
+            self._read_all(now)
+            self._series.append(_Progress(str(label), now, self._energy_so_far(),
+                                          None if total_f is None else (total_f, str(unit))))
+
     def progress(self, done: float, total: float | None = None, *, unit: str = "epoch"
                  ) -> Any:
         """Say that ``done`` units (epochs or steps) of ``total`` are complete.
 
-        From ``predict_after`` units on, the run's total duration, energy and CO2e are
-        predicted with an interval (logged once when first made, kept on the result and compared
-        with the outcome at the end), and budgets (``max_emissions_g``, ``max_energy_kwh``) are
-        checked. Returns the latest :class:`~carbonmonitor.records.Forecast`, or None.
-        ``total`` may be given once (or again when it changes).
+        From ``predict_after`` units on, the training's total duration, energy and CO2e are
+        predicted with an interval (logged once when first made, kept on the result, and
+        compared with the outcome when ``done`` reaches ``total``), and budgets
+        (``max_emissions_g``, ``max_energy_kwh``) are checked. Returns the latest
+        :class:`~carbonmonitor.records.Forecast`, or None. ``total`` may be given once (or
+        again when it changes). See :meth:`begin_progress` for runs holding several trainings.
 
         Raises:
             ConfigError: ``done`` or ``total`` not a number >= 0.
@@ -565,32 +586,72 @@ class Tracker:
         return self._forecast_latest
 
     def _progress(self, done: float, total: float | None, unit: str) -> Any:
-        """Record a progress mark, forecast, check budgets (lock held)."""
+        """Record a progress mark, forecast, compare, check budgets (lock held)."""
         from carbonmonitor import prediction
 
         now = self.clock.monotonic()
         self._read_all(now)
         energy = self._energy_so_far()
+        if not self._series:  # no begin_progress(): count from the run's start
+            self._series.append(_Progress("", self._t_start, 0.0, None))
+        series = self._series[-1]
         if total is not None:
-            self._total = (total, unit)
-        while self._marks and self._marks[-1].done >= done:  # a repeated or restarted count
-            self._marks.pop()
-        self._marks.append(prediction.Mark(done, now - self._t_start, energy))
+            series.total = (total, unit)
+        marks = series.marks
+        while marks and marks[-1].done >= done:  # a repeated or restarted count
+            marks.pop()
+        marks.append(prediction.Mark(done, now - series.t0, energy - series.e0))
         made = None
-        if self._total is not None and done <= self._total[0]:
+        if series.total is None:
+            if self.options.budget_on != "actual" and self._budgets():
+                self._warn_once("budget-no-total", "carbonmonitor: a predicted budget needs "
+                                "the number of epochs or steps: pass total= to progress() (or "
+                                "begin_progress()); until then only actual budgets are checked")
+        elif done <= series.total[0]:
             after = float(self.options.predict_after)
-            made = prediction.predict(self._marks, self._total[0], unit=self._total[1],
+            made = prediction.predict(marks, series.total[0], unit=series.total[1],
                                       warmup=1 if after > 1 else 0, min_units=after)
             if made is not None:
-                self._prediction = made
-                self._forecast_latest = _forecast_record(made, self._grams_per_joule(),
-                                                         now - self._t_start)
-                if self._forecast is None:
-                    self._forecast, self._prediction_first = self._forecast_latest, made
+                self._forecast_latest = self._forecast_record(made, series.label,
+                                                              now - self._t_start)
+                if series.first is None:
+                    series.first, series.first_made = self._forecast_latest, made
                     if not self.quiet:
-                        log.info("carbonmonitor: %s", _forecast_line(self._forecast))
-        self._check_budgets(energy, made)
+                        log.info("carbonmonitor: %s", _forecast_line(series.first))
+            if series.first is not None and series.first.outcome is None \
+                    and done >= series.total[0]:
+                series.first = self._compared(series, marks[-1])
+        self._check_budgets(energy, made, series.e0)
         return self._forecast_latest
+
+    def _forecast_record(self, made: Any, label: str, at_s: float) -> Any:
+        """A prediction.Prediction as the result's Forecast: CO2e at the run's factor, its
+        interval widened by the factor's envelope like the measured figure's."""
+        from carbonmonitor.records import Forecast
+
+        envelope = self._envelope()
+        low_ratio, high_ratio = ((envelope.low_ratio, envelope.high_ratio) if envelope
+                                 else (1.0, 1.0))
+        co2e, co2e_low, co2e_high = made.co2e(self._grams_per_joule())
+        return Forecast(
+            after=made.after_units, total=made.total_units, unit=made.unit,
+            rule=made.rule + (f"; CO2e x{envelope.rule}" if envelope else ""),
+            made_at_s=at_s, duration_s=made.duration_s, duration_low_s=made.duration_low_s,
+            duration_high_s=made.duration_high_s, energy_j=made.energy_j,
+            energy_low_j=made.energy_low_j, energy_high_j=made.energy_high_j, co2e_g=co2e,
+            co2e_low_g=co2e_low * low_ratio, co2e_high_g=co2e_high * high_ratio, label=label)
+
+    def _compared(self, series: _Progress, last: Any) -> Any:
+        """The series' first forecast with the outcome at its last unit."""
+        from carbonmonitor.records import ForecastOutcome
+
+        f = series.first
+        c = series.first_made.compare(last.elapsed_s, last.energy_j)
+        grams = last.energy_j * self._grams_per_joule()
+        return dataclasses.replace(f, outcome=ForecastOutcome(
+            last.done, c.duration_error, c.energy_error,
+            (f.co2e_g / grams - 1.0) if grams > 0 else None, c.duration_contained,
+            c.energy_contained, f.co2e_low_g <= grams <= f.co2e_high_g))
 
     def _energy_so_far(self) -> float:
         return sum(acc[0] for acc in self._run.energy.values())
@@ -617,15 +678,20 @@ class Tracker:
                                                     on=on, action=opts.budget_action))
         return self._budget_list
 
-    def _check_budgets(self, energy_j: float, made: Any) -> None:
+    def _check_budgets(self, energy_j: float, made: Any, before_j: float = 0.0) -> None:
         """Check each budget not yet crossed on the actual figure and, when one was just made,
-        the forecast; each trips once (lock held)."""
+        the forecast (of a training that began after ``before_j`` had been spent: the run's
+        predicted total adds it); each trips once (lock held)."""
         if self.options.max_emissions_g is None and self.options.max_energy_kwh is None:
             return
         from carbonmonitor.prediction import check
         from carbonmonitor.records import BudgetEvent
 
         gpj = self._grams_per_joule()
+        if made is not None and before_j > 0:
+            made = dataclasses.replace(made, energy_j=made.energy_j + before_j,
+                                       energy_low_j=made.energy_low_j + before_j,
+                                       energy_high_j=made.energy_high_j + before_j)
         tripped = {(e.limit, e.on) for e in self._budget_events}
         for budget in self._budgets():
             limit = "max_emissions_g" if budget.max_emissions_g is not None else "max_energy_kwh"
@@ -637,7 +703,8 @@ class Tracker:
                 continue
             action = ("stopping training (budget_action='stop')" if verdict.stop
                       else "the run goes on (budget_action='warn')")
-            done = self._marks[-1].done if self._marks else None
+            done = (self._series[-1].marks[-1].done
+                    if self._series and self._series[-1].marks else None)
             self._budget_events.append(BudgetEvent(
                 verdict.limit_name, verdict.on, verdict.action, verdict.figure, verdict.limit,
                 done, self.clock.monotonic() - self._t_start,
@@ -948,8 +1015,7 @@ class Tracker:
             work=self._work(self._run),
             metrics=tuple(MetricSeries(name, way, tuple(points))
                           for name, (way, points) in self._metrics.items()),
-            forecast=self._forecast if provisional else _guard(
-                lambda: self._forecast_outcome(duration, energy), self._forecast),
+            forecasts=tuple(s.first for s in self._series if s.first is not None),
             budget_events=tuple(self._budget_events))
 
     def _work(self, window: Window) -> Any:
@@ -958,22 +1024,6 @@ class Tracker:
         if not window.work:
             return None
         return Work(**window.work, notes=tuple(self._work_notes))
-
-    def _forecast_outcome(self, duration_s: float, energy: Any) -> Any:
-        """The first forecast with its comparison to the outcome, when the run completed the
-        units it was forecast for."""
-        from carbonmonitor.records import ForecastOutcome
-
-        f, made = self._forecast, self._prediction_first
-        if f is None or made is None or not self._marks or self._marks[-1].done < f.total:
-            return f
-        joules = sum(x.energy_j for x in energy)
-        grams = joules * self._grams_per_joule()
-        c = made.compare(duration_s, joules)
-        return dataclasses.replace(f, outcome=ForecastOutcome(
-            self._marks[-1].done, c.duration_error or 0.0, c.energy_error or 0.0,
-            (f.co2e_g / grams - 1.0) if grams > 0 else 0.0, c.duration_contained,
-            c.energy_contained, f.co2e_low_g <= grams <= f.co2e_high_g))
 
     def _envelope(self) -> Any:
         """The factor's hourly envelope for the run's place (kept while the place is the same:
@@ -1420,23 +1470,25 @@ def _direction(name: str, given: str | None) -> Literal["higher", "lower"] | Non
     return None
 
 
-def _forecast_record(made: Any, grams_per_joule: float, at_s: float) -> Any:
-    """A prediction.Prediction as the result's Forecast record (CO2e at the run's factor)."""
-    from carbonmonitor.records import Forecast
+@dataclasses.dataclass
+class _Progress:
+    """One training's progress: where it started (monotonic s, J so far), its total, its
+    marks (relative to the start) and its first forecast (with the Prediction behind it)."""
 
-    co2e, co2e_low, co2e_high = made.co2e(grams_per_joule)
-    return Forecast(
-        after=made.after_units, total=made.total_units, unit=made.unit, rule=made.rule,
-        made_at_s=at_s, duration_s=made.duration_s, duration_low_s=made.duration_low_s,
-        duration_high_s=made.duration_high_s, energy_j=made.energy_j,
-        energy_low_j=made.energy_low_j, energy_high_j=made.energy_high_j, co2e_g=co2e,
-        co2e_low_g=co2e_low, co2e_high_g=co2e_high)
+    label: str
+    t0: float
+    e0: float
+    total: tuple[float, str] | None
+    marks: list[Any] = dataclasses.field(default_factory=list)
+    first: Any = None
+    first_made: Any = None
 
 
 def _forecast_line(f: Any) -> str:
     from carbonmonitor.summary import duration_text, energy_text, mass_text
 
-    return (f"after {f.after:g} of {f.total:g} {f.unit}s, predicted total: "
+    return ((f"{f.label}: " if f.label else "") +
+            f"after {f.after:g} of {f.total:g} {f.unit}s, predicted total: "
             f"{duration_text(f.duration_s)} [{duration_text(f.duration_low_s)}.."
             f"{duration_text(f.duration_high_s)}], {energy_text(f.energy_j)} "
             f"[{energy_text(f.energy_low_j)}..{energy_text(f.energy_high_j)}], "

@@ -133,3 +133,27 @@ def test_a_run_carries_the_spread_into_its_co2e_interval_and_summary() -> None:
     assert moved.emissions.uncertainty.high == pytest.approx(
         result.energy_uncertainty.high * moved.pue.value * moved.intensity.g_per_kwh / 3.6e6
         * fr.high_ratio)
+
+
+def test_an_unknown_place_spans_every_countrys_factor() -> None:
+    """No location: the hourly spread is not the question, the place is; the interval runs
+    from the cleanest to the dirtiest country's yearly factor, read here from the CSV."""
+    clock = ManualClock()
+    tracker = Tracker(backend="fake", clock=clock, sampling="manual", quiet=True, db="off",
+                      attribution="machine")
+    tracker.start()
+    clock.advance(60)
+    result = tracker.stop()
+    year = result.intensity.year
+    with open(DATA / "owid_electricity_by_country_year.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["year"] == str(year)
+                and r["carbon_intensity_elec"]]
+    countries = [float(r["carbon_intensity_elec"]) for r in rows
+                 if r["entity_type"] == "country" and r["iso_code"]]
+    world = next(float(r["carbon_intensity_elec"]) for r in rows if r["iso_code"] == "OWID_WRL")
+    spread = result.emissions.factor_spread
+    assert spread is not None and "location unknown" in spread.basis
+    assert spread.low_g_per_kwh == pytest.approx(min(countries) * result.intensity.g_per_kwh
+                                                 / world)
+    assert spread.high_g_per_kwh == pytest.approx(max(countries) * result.intensity.g_per_kwh
+                                                  / world)

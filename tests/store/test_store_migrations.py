@@ -20,7 +20,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "runs-v1.db"
 LATER_FIELDS = {"attributed_j": None, "idle_j": None, "share": None, "dynamic_j": None,
                 "attribution": None, "embodied": None, "market_co2e_g": None,
                 "market_factor_g_per_kwh": None, "time_resolved": "", "hourly": [],
-                "factor_spread": None, "work": None, "metrics": [], "forecast": None,
+                "factor_spread": None, "work": None, "metrics": [], "forecasts": [],
                 "budget_events": [], "unit_costs": []}
 
 

@@ -116,6 +116,8 @@ def envelope_for(location: Location, intensity: Intensity) -> Envelope | None:
     the place is unknown), at the intensity's year; None when no mix exists for it."""
     from carbonmonitor.errors import CarbonMonitorError
 
+    if location.status == "unknown":
+        return unknown_place_envelope(intensity.year)
     place = location.country_iso3 or location.zone or "World"
     try:
         return factor_envelope(place, intensity.year)
@@ -124,3 +126,27 @@ def envelope_for(location: Location, intensity: Intensity) -> Envelope | None:
             return factor_envelope(place, None)
         except CarbonMonitorError:
             return None
+
+
+@functools.lru_cache(maxsize=8)
+def unknown_place_envelope(year: int) -> Envelope | None:
+    """Where the run was is not known: the factor could be any country's. The envelope spans
+    the lowest to the highest country factor of ``year`` in the OWID table, around the world
+    average (None when the table has no such year)."""
+    from carbonmonitor.carbon.intensity import OWID, WORLD
+
+    rows = read_columns(OWID.path, ("iso_code", "entity_type", "year",
+                                     "carbon_intensity_elec"))
+    world, countries = None, []
+    for r in rows:
+        if r["year"] != str(year) or not r["carbon_intensity_elec"]:
+            continue
+        if r["iso_code"] == WORLD:
+            world = float(r["carbon_intensity_elec"])
+        elif r["entity_type"] == "country" and r["iso_code"]:
+            countries.append(float(r["carbon_intensity_elec"]))
+    if not world or not countries:
+        return None
+    return Envelope(min(countries) / world, max(countries) / world, RULE,
+                    f"location unknown: the range of {len(countries)} countries' {year} "
+                    "factors (OWID/Ember), around the world average")

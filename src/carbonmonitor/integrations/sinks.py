@@ -134,7 +134,7 @@ def final_scalars(result: RunResult) -> dict[str, float]:
                     "forecast/co2e_high_g": forecast.co2e_high_g,
                     "forecast/energy_kwh": forecast.energy_j / JOULES_PER_KWH,
                     "forecast/duration_s": forecast.duration_s})
-        if forecast.outcome is not None:
+        if forecast.outcome is not None and forecast.outcome.co2e_error is not None:
             out["forecast/co2e_error"] = forecast.outcome.co2e_error
     return {safe_key(k): float(v) for k, v in out.items() if math.isfinite(v)}
 
