@@ -132,6 +132,10 @@ def test_metric_history_with_directions_and_stored_round_trip(tmp_path: Path) ->
     assert result.metric("eval_accuracy").best == 0.7
     assert result.metric("throughput").direction is None
     assert result.metric("custom").direction == "higher"
+    text = carbonmonitor.format_summary(result)
+    assert "Metric   val_loss: last 0.7, best (min) 0.6 (3 values)" in text
+    assert "Metric   custom: last 3, best (max) 3 (1 value)" in text
+    assert "  also recorded: throughput" in text
     stored = carbonmonitor.load(result.identity.run_id, db=tmp_path / "runs.db")
     assert stored.metrics == result.metrics
     with pytest.raises(KeyError, match="val_loss"):

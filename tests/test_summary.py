@@ -41,3 +41,4 @@ def test_units_scale_and_rows_share_a_unit() -> None:
     assert energy_text(5.0) == "5.00 J"
     assert energy_text(5.0, like=3600.0) == "0.001 Wh"
     assert mass_text(1500.0) == "1.500 kg" and mass_text(0.5) == "0.5 g"
+    assert (mass_text(0.0757), mass_text(2.5e-6), mass_text(0.0)) == ("75.7 mg", "2.5 µg", "0 g")

@@ -18,7 +18,15 @@ def energy_text(joules: float, like: float | None = None) -> str:
 
 
 def mass_text(grams: float) -> str:
-    return f"{grams / 1000:.3f} kg" if abs(grams) >= 1000 else f"{grams:.3g} g"
+    """Grams of CO2e in kg, g, mg or µg, three significant digits, never in e-notation."""
+    size = abs(grams)
+    if size >= 1000:
+        return f"{grams / 1000:.3f} kg"
+    if size >= 0.1 or size == 0:
+        return f"{grams:.3g} g"
+    if size >= 1e-4:
+        return f"{grams * 1e3:.3g} mg"
+    return f"{grams * 1e6:.3g} µg"
 
 
 def duration_text(seconds: float) -> str:
@@ -44,10 +52,14 @@ def _ml_lines(result: RunResult) -> list[str]:
                 f"{getattr(counts, unit):,} {unit.replace('_', ' ')}" for unit in WORK_UNITS
                 if getattr(counts, unit)))
             lines.extend(f"  note: {note}" for note in counts.notes)
-    for m in result.metrics:
-        way = {"higher": "best (max)", "lower": "best (min)"}.get(m.direction or "", "")
-        best = f", {way} {m.best:.4g}" if way else ""
-        lines.append(f"Metric   {m.name}: last {m.last:.4g}{best} ({len(m.points)} values)")
+    for m in result.metrics:  # quality metrics (a known direction); the rest named after
+        if m.direction is not None:
+            way = "best (max)" if m.direction == "higher" else "best (min)"
+            lines.append(f"Metric   {m.name}: last {m.last:.4g}, {way} {m.best:.4g} "
+                         f"({len(m.points)} value{'s' if len(m.points) != 1 else ''})")
+    others = [m.name for m in result.metrics if m.direction is None]
+    if others:
+        lines.append(f"  also recorded: {', '.join(others)}")
     for f in result.forecasts:
         lines.append(f"Forecast {f.label + ': ' if f.label else ''}after {f.after:g} of "
                      f"{f.total:g} {f.unit}s: {duration_text(f.duration_s)}, "
