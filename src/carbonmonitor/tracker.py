@@ -203,6 +203,9 @@ class Tracker:
         self._budget_events: list[Any] = []
         self._stop_requested = False
         self._budget_list: list[Any] | None = None
+        # a budget on the actual figure is checked at every tick too
+        self._actual_budget = opts.budget_on != "predicted" and (
+            opts.max_emissions_g is not None or opts.max_energy_kwh is not None)
         self._envelope_for: tuple[Any, Any] | None = None
 
     @property
@@ -360,7 +363,7 @@ class Tracker:
             self._read_all(now, record=True)
             if self._attributor is not None and now - self._shares_at >= self._share_every:
                 self._update_shares(now)
-            if self.options.budget_on != "predicted":
+            if self._actual_budget:
                 _guard(lambda: self._check_budgets(self._energy_so_far(), None), None)
             due = self.store is not None and now - self._last_flush >= self._flush_interval
         if due:
