@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Set up and run carbonmonitor's main job or its test suite, with nothing but Python 3.10+.
 
-    python3 dev.py demo [--quick] [ARGS...]   # monitored ML training job and its report
+    python3 dev.py demo [--quick] [ARGS...]   # main job: a tiny BERT pre-trained and fine-tuned
+                                              # on CPU, monitored, with its carbon report
     python3 dev.py test [PYTEST ARGS...]      # the whole test suite
 
 Both create (or reuse) the virtual environment ``.venv`` next to this file and install what they
@@ -63,7 +64,7 @@ def main(argv: list[str]) -> int:
     ensure_env()
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     if command == "demo":
-        cmd = [str(PY), str(ROOT / "examples" / "train_digits.py"), *rest]
+        cmd = [str(PY), "-m", "examples.code_bert", *rest]
     else:
         cmd = [str(PY), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode

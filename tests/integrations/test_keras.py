@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
+import pickle
 import sys
+from pathlib import Path
 from typing import Any
 
 import keras  # the backend was set to torch in conftest.py, before this import
@@ -12,6 +16,7 @@ import pytest
 from integration_support import POWER_W, RecordingSink
 
 from carbonmonitor import ManualClock, Tracker
+from carbonmonitor.integrations._distributed import share_note
 from carbonmonitor.integrations.keras import CarbonMonitorCallback
 
 # Keras (torch backend) converting its own logs with numpy 2; not ours
@@ -118,11 +123,49 @@ def test_evaluate_outside_fit(options: dict[str, Any], clock: ManualClock) -> No
         ("keras", 2), ("keras/train", 1), ("keras/validation", 1), ("keras/test", 1)]
     test = result.phase("keras/test").work
     assert test is not None and test.samples == N_VAL
-    assert result.metric("test_loss").last == scores["loss"]
+    assert result.metric("keras/test_loss").last == scores["loss"]
 
     own = CarbonMonitorCallback(**{**options, "backend": "fake"})  # no tracker: its own run
     model.evaluate(XV, YV, batch_size=BATCH, callbacks=[own], verbose=0)
     assert own.result is not None and own.result.phase("test").work.samples == N_VAL  # type: ignore[union-attr]
+
+
+def test_only_process_0_measures_and_without_a_process_group_a_budget_only_warns(
+        options: dict[str, Any], clock: ManualClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    budget = dict(max_energy_kwh=1.5 * EPOCH_J / 3.6e6, budget_action="stop")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's variables, no torch process group
+    monkeypatch.setenv("RANK", "1")
+    second = CarbonMonitorCallback(**budget, **options)
+    history = fit(tiny_model(), second, clock, epochs=3)
+    assert len(history.history["loss"]) == 3
+    assert second.tracker is None and second.result is None
+    assert not (tmp_path / "runs.db").exists()
+
+    monkeypatch.setenv("RANK", "0")
+    first = CarbonMonitorCallback(**budget, **options)
+    with caplog.at_level(logging.WARNING, logger="carbonmonitor"):
+        history = fit(tiny_model(), first, clock, epochs=3)
+    # stopping process 0 alone would leave process 1 waiting: the budget only warns
+    assert len(history.history["loss"]) == 3
+    result = first.result
+    assert result is not None and [e.units_done for e in result.budget_events] == [2]
+    assert result.work is not None and share_note(2) in result.work.notes
+    assert len([r for r in caplog.records if "torch process group" in r.getMessage()]) == 1
+
+
+def test_the_callback_survives_pickle_and_deepcopy(options: dict[str, Any], clock: ManualClock,
+                                                   tmp_path: Path) -> None:
+    plain = dict(backend="fake", sampling="manual", quiet=True, country="FR",
+                 db=str(tmp_path / "plain.db"))
+    model = tiny_model()
+    used = CarbonMonitorCallback(**plain)
+    fit(model, used, clock, epochs=1)  # now it holds the model and a result
+    for twin in (copy.deepcopy(used), pickle.loads(pickle.dumps(used))):
+        assert twin.model is None and twin.result is None and twin.tracker is None
+        fit(model, twin, clock, epochs=1)
+        assert twin.result is not None and twin.result.phase("train").work.samples == N_TRAIN  # type: ignore[union-attr]
+    assert used.result is not None and used.result.identity.run_id != twin.result.identity.run_id
 
 
 def test_missing_keras_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
+import pickle
 import sys
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -12,9 +15,11 @@ import pytest
 import torch
 from integration_support import POWER_W, BrokenSink, RecordingSink
 from lightning.pytorch.loggers.logger import Logger
+from lightning.pytorch.strategies import SingleDeviceStrategy
 
-from carbonmonitor import ManualClock
+from carbonmonitor import ManualClock, Tracker
 from carbonmonitor.integrations._common import TOKENS_NOTE
+from carbonmonitor.integrations._distributed import share_note
 from carbonmonitor.integrations.lightning import CarbonMonitorCallback
 
 # Lightning's own use of torch's pytree API (deprecated in torch 2.13); not ours
@@ -108,12 +113,14 @@ class Clockwork(pl.Callback):
             self.clock.advance(VAL_S)
 
 
-def fit(callback: CarbonMonitorCallback, clock: ManualClock, epochs: int,
-        model: Tiny | None = None, logger: Logger | bool = False) -> pl.Trainer:
-    trainer = pl.Trainer(max_epochs=epochs, callbacks=[callback, Clockwork(clock)],
+def fit(callback: CarbonMonitorCallback, clock: ManualClock, epochs: int | None,
+        model: Tiny | None = None, logger: Logger | bool = False,
+        callbacks: tuple[pl.Callback, ...] = (), **trainer_options: Any) -> pl.Trainer:
+    """``epochs=None``: Lightning's default limit."""
+    trainer = pl.Trainer(max_epochs=epochs, callbacks=[callback, Clockwork(clock), *callbacks],
                          logger=logger, accelerator="cpu", enable_checkpointing=False,
-                         log_every_n_steps=1,
-                         enable_progress_bar=False, enable_model_summary=False)
+                         log_every_n_steps=1, enable_progress_bar=False,
+                         enable_model_summary=False, **trainer_options)
     trainer.fit(model or Tiny(), torch.utils.data.DataLoader(TRAIN, batch_size=BATCH),
                 torch.utils.data.DataLoader(VAL, batch_size=VAL_BATCH))
     return trainer
@@ -179,8 +186,6 @@ def test_budget_stops_training_at_the_computed_epoch(options: dict[str, Any],
 
 def test_given_tracker_holds_fit_and_test_under_a_prefix(options: dict[str, Any],
                                                          clock: ManualClock) -> None:
-    from carbonmonitor import Tracker
-
     with Tracker(**options) as run:
         callback = CarbonMonitorCallback(tracker=run, phase_prefix="fine-tuning/")
         trainer = fit(callback, clock, epochs=2)
@@ -194,7 +199,9 @@ def test_given_tracker_holds_fit_and_test_under_a_prefix(options: dict[str, Any]
     assert names["fine-tuning/test"] == 1
     test = result.phase("fine-tuning/test").work
     assert test is not None and test.samples == N_VAL
-    assert result.metric("test_loss").last == float(trainer.callback_metrics["test_loss"])
+    # under a prefix the metrics are the training's own
+    assert result.metric("fine-tuning/test_loss").last == float(
+        trainer.callback_metrics["test_loss"])
 
 
 def test_failed_fit_is_recorded_and_a_broken_sink_is_contained(
@@ -211,6 +218,181 @@ def test_failed_fit_is_recorded_and_a_broken_sink_is_contained(
         fit(callback, clock, epochs=2, model=Tiny(fail_at_batch=2))
     assert callback.result.status == "failed"
     assert callback.result.phase("train").work.samples == 2 * BATCH  # type: ignore[union-attr]
+
+
+def test_steps_are_optimizer_steps_with_gradient_accumulation(options: dict[str, Any],
+                                                              clock: ManualClock) -> None:
+    epochs = 2
+    callback = CarbonMonitorCallback(**options)
+    trainer = fit(callback, clock, epochs, accumulate_grad_batches=2)
+    train = callback.result.phase("train").work  # type: ignore[union-attr]
+    assert train is not None
+    # Lightning steps after every 2nd batch and after the last batch of an epoch
+    assert train.steps == trainer.global_step == math.ceil(TRAIN_BATCHES / 2) * epochs
+    assert train.samples == N_TRAIN * epochs
+
+
+def test_predicted_budget_stops_at_the_first_forecast_over_it(options: dict[str, Any],
+                                                              clock: ManualClock) -> None:
+    epochs, predict_after = 10, 3
+    limit_j = 0.6 * epochs * EPOCH_J  # the actual figure stays under it until epoch 6
+    # each epoch costs the same, so the forecast is the whole fit's cost from its first one on
+    stop_epoch = predict_after if epochs * EPOCH_J > limit_j else epochs
+    callback = CarbonMonitorCallback(max_energy_kwh=limit_j / 3.6e6, budget_on="predicted",
+                                     budget_action="stop", predict_after=predict_after,
+                                     **options)
+    trainer = fit(callback, clock, epochs)
+    result = callback.result
+    assert result is not None and trainer.current_epoch == stop_epoch == 3
+    assert [(e.on, e.units_done) for e in result.budget_events] == [("predicted", stop_epoch)]
+    assert result.energy_j == pytest.approx(stop_epoch * EPOCH_J)
+    assert result.forecast is not None and result.forecast.energy_j == pytest.approx(
+        epochs * EPOCH_J)
+
+
+def test_max_steps_marks_progress_in_optimizer_steps(options: dict[str, Any],
+                                                     clock: ManualClock) -> None:
+    sink = RecordingSink()
+    callback = CarbonMonitorCallback(sinks=[sink], **options)
+    trainer = fit(callback, clock, epochs=None, max_steps=10)
+    assert trainer.global_step == 10
+    assert [step for _, step in sink.logged] == list(range(1, 11))  # 10 // 100 -> every step
+    forecast = callback.result.forecast  # type: ignore[union-attr]
+    assert forecast is not None and (forecast.unit, forecast.total, forecast.after) == (
+        "step", 10, 2)
+    assert forecast.outcome is not None and forecast.outcome.units_done == 10
+
+
+@pytest.mark.filterwarnings("ignore:`max_epochs` was not set")  # Lightning's, as intended
+def test_no_forecast_on_lightnings_default_limit_and_an_upper_bound_with_early_stopping(
+        options: dict[str, Any], clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+    budget = CarbonMonitorCallback(max_energy_kwh=2.5 * EPOCH_J / 3.6e6, budget_action="stop",
+                                   **options)
+    early = CarbonMonitorCallback(**options)
+    with caplog.at_level(logging.WARNING, logger="carbonmonitor"):
+        # neither max_epochs nor max_steps: Lightning trains up to 1000 epochs
+        trainer = fit(budget, clock, epochs=None)
+        fit(early, clock, epochs=3,
+            callbacks=(pl.callbacks.EarlyStopping("val_loss", patience=10),))
+    assert trainer.current_epoch == 3 and budget.result is not None
+    assert budget.result.forecasts == ()
+    assert early.result is not None and early.result.forecast is not None
+    assert early.result.forecast.total == 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "Lightning's default" in m]) == 1
+    assert len([m for m in messages if "upper bound" in m]) == 1
+
+
+class Ranked(SingleDeviceStrategy):
+    """One process of a two-process fit, on one CPU: Lightning's own attributes say which.
+    The other process's stop decision at each reduction comes from ``other_stops`` (the
+    reduction's number, from 1)."""
+
+    def __init__(self, rank: int, other_stops: tuple[int, ...] = ()) -> None:
+        super().__init__(device=torch.device("cpu"))
+        self.global_rank, self.world_size = rank, 2
+        self.other_stops = other_stops
+        self.decisions: list[bool] = []
+
+    @property
+    def is_global_zero(self) -> bool:
+        return self.global_rank == 0
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
+        self.decisions.append(decision)
+        other = len(self.decisions) in self.other_stops
+        return (decision and other) if all else (decision or other)
+
+
+def test_a_second_process_measures_nothing_and_stops_with_the_first(
+        options: dict[str, Any], clock: ManualClock, tmp_path: Path) -> None:
+    strategy = Ranked(1, other_stops=(2,))  # process 0 asks to stop at the 2nd epoch end
+    callback = CarbonMonitorCallback(max_energy_kwh=1e-9, budget_action="stop", **options)
+    trainer = fit(callback, clock, epochs=10, strategy=strategy)
+    assert trainer.current_epoch == 2
+    assert strategy.decisions == [False, False]  # its own decision: it measures nothing
+    assert callback.tracker is None and callback.result is None
+    assert not (tmp_path / "runs.db").exists()  # no run written
+
+
+def test_the_first_process_measures_and_its_stop_reaches_the_others(
+        options: dict[str, Any], clock: ManualClock) -> None:
+    strategy = Ranked(0)
+    callback = CarbonMonitorCallback(max_energy_kwh=1.5 * EPOCH_J / 3.6e6, budget_action="stop",
+                                     **options)
+    trainer = fit(callback, clock, epochs=10, strategy=strategy)
+    assert strategy.decisions == [False, True] and trainer.current_epoch == 2
+    result = callback.result
+    assert result is not None and result.work is not None
+    assert result.work.samples == (N_TRAIN + N_VAL) * 2  # this process's batches
+    assert share_note(2) in result.work.notes
+
+
+def test_without_stop_options_the_processes_are_never_asked(
+        options: dict[str, Any], clock: ManualClock, caplog: pytest.LogCaptureFixture) -> None:
+    """A callback given to process 0 alone must not wait for the others: the processes agree
+    only when the callback's own options (the same everywhere) hold a stop budget."""
+    strategy = Ranked(0)
+    with Tracker(max_energy_kwh=1.5 * EPOCH_J / 3.6e6, budget_action="stop", **options) as run:
+        callback = CarbonMonitorCallback(tracker=run)
+        with caplog.at_level(logging.WARNING, logger="carbonmonitor"):
+            trainer = fit(callback, clock, epochs=3, strategy=strategy)
+    assert strategy.decisions == [] and trainer.current_epoch == 3
+    assert run.result is not None and [e.units_done for e in run.result.budget_events] == [2]
+    assert len([r for r in caplog.records
+                if "give the budget options to the callback" in r.getMessage()]) == 1
+
+
+def test_the_callback_survives_pickle_and_deepcopy(options: dict[str, Any], clock: ManualClock,
+                                                   tmp_path: Path) -> None:
+    plain = dict(backend="fake", sampling="manual", quiet=True, country="FR",
+                 db=str(tmp_path / "plain.db"))  # options that can cross to another process
+    sink = RecordingSink()
+    callback = pickle.loads(pickle.dumps(CarbonMonitorCallback(sinks=[sink], **plain)))
+    fit(callback, clock, epochs=1)
+    result = callback.result
+    assert result is not None and result.phase("train").work.samples == N_TRAIN  # type: ignore[union-attr]
+    assert len(callback._monitor.sinks[0].finished) == 1  # the copy's own sink
+    again = pickle.loads(pickle.dumps(callback))  # after a run: no tracker, no result
+    assert again.tracker is None and again.result is None
+
+    with Tracker(**options) as run:
+        given = CarbonMonitorCallback(tracker=run, phase_prefix="copy")
+        twin = copy.deepcopy(given)
+        assert twin.tracker is run  # a copy in this process records into the same run
+        fit(twin, clock, epochs=1)
+        far = pickle.loads(pickle.dumps(given))  # a given tracker cannot cross processes
+        assert far.tracker is None
+    assert run.result is not None and run.result.phase("copy/train").count == 1
+
+
+def test_an_mlflow_sink_through_the_callback(options: dict[str, Any], clock: ManualClock,
+                                             tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from carbonmonitor.integrations.mlflow import MLflowSink
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    sink = MLflowSink(tracking_uri=uri)
+    callback = CarbonMonitorCallback(sinks=[sink], project="tiny-lightning", **options)
+    fit(callback, clock, epochs=2)
+    result = callback.result
+    assert result is not None and sink.run_id is not None
+    client = MlflowClient(uri)
+    run = client.get_run(sink.run_id)
+    # the experiment is the callback's project (told to the sink when the run started)
+    assert client.get_experiment(run.info.experiment_id).name == "tiny-lightning"
+    assert run.info.status == "FINISHED" and run.info.run_name == result.identity.name
+    energy = sorted(client.get_metric_history(sink.run_id, "carbonmonitor/energy_kwh"),
+                    key=lambda m: (m.step, m.timestamp))
+    assert [(m.step, m.value) for m in energy] == [
+        (TRAIN_BATCHES, pytest.approx(EPOCH_J / 3.6e6)),
+        (2 * TRAIN_BATCHES, pytest.approx(2 * EPOCH_J / 3.6e6)),
+        (2 * TRAIN_BATCHES, pytest.approx(result.energy_kwh))]
+    assert run.data.tags["carbonmonitor/project"] == "tiny-lightning"
+    assert run.data.metrics["carbonmonitor/work/samples"] == (N_TRAIN + N_VAL) * 2
 
 
 def test_missing_lightning_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

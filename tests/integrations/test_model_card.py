@@ -141,3 +141,25 @@ def test_tiny_emissions_are_written_without_an_exponent(tmp_path: Path) -> None:
     line = next(x for x in path.read_text().splitlines() if "emissions:" in x and "co2" not in x)
     assert re.fullmatch(r"\s+emissions: \d+\.\d+", line), line
     assert float(line.split(":")[1]) == round(result.co2e_g, 4)
+
+
+def test_the_card_keeps_its_permissions(tmp_path: Path) -> None:
+    """os.replace of a temporary file would leave the card at 0o600."""
+    import os
+    import stat
+
+    result = run(tmp_path)
+    kept = tmp_path / "kept" / "README.md"
+    kept.parent.mkdir()
+    kept.write_text(EXISTING)
+    kept.chmod(0o640)
+    update_model_card(kept, result)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+
+    umask = os.umask(0o027)  # the process's own: what any new file gets
+    try:
+        made = update_model_card(tmp_path / "new-model", result)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o640  # 0o666 less the umask
+    assert [p.name for p in made.parent.iterdir()] == ["README.md"]  # no temporary left

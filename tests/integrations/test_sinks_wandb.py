@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import pickle
 import struct
 import sys
 from collections.abc import Iterator
@@ -105,9 +107,12 @@ def assert_logged(run: dict[str, Any], result: RunResult, sent: list[dict[str, f
 
 
 def test_own_run_read_back(tmp_path: Path) -> None:
-    sink = WandbSink(project="sinks", name="bert")
+    # a copy of a copy (keras-tuner deep-copies callbacks, ddp_spawn pickles them)
+    sink = copy.deepcopy(pickle.loads(pickle.dumps(WandbSink())))
     assert isinstance(sink, Sink)
+    sink.bind(project="sinks", run_name="bert")  # what a callback tells it at its start
     result, sent = train(tmp_path, sink)
+    assert (sink.run.project, sink.run.name) == ("sinks", "bert")
     run = read_run(tmp_path, sink.run.id)
     assert_logged(run, result, sent)
     assert run["finished"]  # the sink started the run, so it finished it

@@ -13,6 +13,7 @@ import torch
 from integration_support import POWER_W, RecordingSink
 
 from carbonmonitor import ManualClock, Tracker
+from carbonmonitor.errors import ConfigError
 from carbonmonitor.integrations._common import TOKENS_NOTE
 from carbonmonitor.integrations.torch import TrainingMonitor
 
@@ -127,6 +128,38 @@ def test_given_tracker_and_batches_without_arrays(options: dict[str, Any],
     assert result is not None and [p.name for p in result.phases] == ["eval", "eval/test"]
     assert result.phase("eval/test").work is None
     assert len([r for r in caplog.records if "no array" in r.getMessage()]) == 1
+
+
+def test_steps_with_gradient_accumulation(options: dict[str, Any], clock: ManualClock) -> None:
+    """A step after every 4th batch (6 batches: 1 step), or the loop's own step() calls."""
+    loader = torch.utils.data.DataLoader(TRAIN, batch_size=BATCH)
+    with TrainingMonitor(**options) as monitor:
+        for _ in monitor.epochs(2):
+            for _batch in monitor.train(loader, accumulate=4):
+                clock.advance(TRAIN_S)
+    train = monitor.result.phase("train").work  # type: ignore[union-attr]
+    assert train is not None and TRAIN_BATCHES == 6
+    assert (train.samples, train.steps) == (N_TRAIN * 2, TRAIN_BATCHES // 4 * 2)
+
+    with TrainingMonitor(**options) as monitor:
+        for _ in monitor.epochs(2):
+            for i, _batch in enumerate(monitor.train(loader, accumulate=0), 1):
+                if i % 4 == 0 or i == TRAIN_BATCHES:  # this loop also steps on the last group
+                    monitor.step()
+    train = monitor.result.phase("train").work  # type: ignore[union-attr]
+    assert train is not None and train.steps == math.ceil(TRAIN_BATCHES / 4) * 2
+    with pytest.raises(ConfigError, match="accumulate"):
+        monitor.train(loader, accumulate=-1)
+
+
+def test_only_process_0_measures(options: dict[str, Any], clock: ManualClock, tmp_path: Any,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANK", "1")  # torchrun's variables
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monitor = TrainingMonitor(max_energy_kwh=1e-9, budget_action="stop", **options)
+    assert len(run_loop(monitor, clock, epochs=3)) == 3
+    assert monitor.tracker is None and monitor.result is None
+    assert not (tmp_path / "runs.db").exists()
 
 
 def test_the_helper_does_not_need_torch(monkeypatch: pytest.MonkeyPatch,

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,10 @@ from integration_support import POWER_W, RecordingSink
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    GPT2Config,
+    GPT2LMHeadModel,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -78,17 +84,18 @@ class Clockwork(TrainerCallback):  # type: ignore[misc]
 
 
 def trainer_for(tmp_path: Path, callback: CarbonMonitorCallback, clock: ManualClock,
-                epochs: int) -> Trainer:
+                epochs: int, arguments: type[TrainingArguments] = TrainingArguments,
+                **more: Any) -> Trainer:
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(
         vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32, max_position_embeddings=16, num_labels=2, pad_token_id=0))
-    args = TrainingArguments(
+    args = arguments(
         output_dir=str(tmp_path / "out"), num_train_epochs=epochs, learning_rate=1e-3,
         per_device_train_batch_size=BATCH, per_device_eval_batch_size=VAL_BATCH,
         eval_strategy="epoch", logging_strategy="epoch", save_strategy="no", report_to="none",
         use_cpu=True, disable_tqdm=True, remove_unused_columns=False, seed=0,
-        include_num_input_tokens_seen="non_padding")
+        include_num_input_tokens_seen="non_padding", **more)
     return Trainer(model=model, args=args, train_dataset=TRAIN, eval_dataset=VAL,
                    data_collator=collate, compute_metrics=accuracy,
                    callbacks=[callback, Clockwork(clock)])
@@ -149,11 +156,12 @@ def test_budget_stops_training_at_the_computed_epoch(options: dict[str, Any],
         ("max_energy_kwh", stop_epoch)]
 
 
-def test_one_tracker_holds_two_trainings_and_a_prediction(options: dict[str, Any],
-                                                          clock: ManualClock,
-                                                          tmp_path: Path) -> None:
+def test_one_tracker_holds_two_trainings_each_with_its_forecast(options: dict[str, Any],
+                                                                clock: ManualClock,
+                                                                tmp_path: Path) -> None:
+    epochs = 3
     with Tracker(**options) as run:
-        for prefix, epochs in (("pre-training/", 1), ("fine-tuning/", 2)):
+        for prefix in ("pre-training/", "fine-tuning/"):
             callback = CarbonMonitorCallback(tracker=run, phase_prefix=prefix)
             trainer = trainer_for(tmp_path / prefix.strip("/"), callback, clock, epochs)
             trainer.train()
@@ -162,12 +170,129 @@ def test_one_tracker_holds_two_trainings_and_a_prediction(options: dict[str, Any
     result = run.result
     assert result is not None
     counts = {p.name: p.count for p in result.phases}
-    assert counts == {"pre-training": 1, "pre-training/train": 1, "pre-training/validation": 1,
-                      "fine-tuning": 2, "fine-tuning/train": 2, "fine-tuning/validation": 2,
+    assert counts == {"pre-training": 1, "pre-training/train": 3, "pre-training/validation": 3,
+                      "fine-tuning": 2, "fine-tuning/train": 3, "fine-tuning/validation": 3,
                       "fine-tuning/test": 1}
     test = result.phase("fine-tuning/test").work
     assert test is not None and (test.samples, test.tokens) == (N_VAL, tokens(VAL))
-    assert result.work is not None and result.work.samples == (N_TRAIN + N_VAL) * 3 + N_VAL
+    assert result.work is not None
+    assert result.work.samples == (N_TRAIN + N_VAL) * epochs * 2 + N_VAL
+
+    # each training's metrics are its own history
+    for prefix in ("pre-training", "fine-tuning"):
+        assert [p.epoch for p in result.metric(f"{prefix}/eval_accuracy").points] == [1, 2, 3]
+
+    # one forecast per training, each made after 2 of its own 3 epochs and compared with it
+    assert [f.label for f in result.forecasts] == ["pre-training", "fine-tuning"]
+    for forecast in result.forecasts:
+        assert (forecast.after, forecast.total) == (2, epochs)
+        assert forecast.energy_j == pytest.approx(epochs * EPOCH_J)
+        outcome = forecast.outcome
+        assert outcome is not None and outcome.units_done == epochs
+        assert outcome.energy_error == pytest.approx(0, abs=1e-9)
+        assert outcome.duration_error == pytest.approx(0, abs=1e-9)
+        assert outcome.energy_contained and outcome.co2e_contained
+
+
+def test_steps_are_optimizer_steps_with_gradient_accumulation(options: dict[str, Any],
+                                                              clock: ManualClock,
+                                                              tmp_path: Path) -> None:
+    epochs = 2
+    callback = CarbonMonitorCallback(**options)
+    trainer = trainer_for(tmp_path, callback, clock, epochs, gradient_accumulation_steps=2)
+    trainer.train()
+    train = callback.result.phase("train").work  # type: ignore[union-attr]
+    assert train is not None
+    assert train.steps == trainer.state.global_step == math.ceil(TRAIN_BATCHES / 2) * epochs
+    assert train.samples == N_TRAIN * epochs  # every micro-batch's forward
+
+
+class SecondProcess(TrainingArguments):  # type: ignore[misc]
+    """The arguments of the second of two processes, as the Trainer reads them."""
+
+    @property
+    def process_index(self) -> int:
+        return 1
+
+
+def test_a_second_process_measures_nothing(options: dict[str, Any], clock: ManualClock,
+                                           tmp_path: Path) -> None:
+    callback = CarbonMonitorCallback(**options)
+    trainer = trainer_for(tmp_path, callback, clock, 2, arguments=SecondProcess)
+    assert not trainer.state.is_world_process_zero
+    trainer.train()
+    assert callback.tracker is None and callback.result is None
+    assert not (tmp_path / "runs.db").exists()
+    assert not trainer.model._forward_pre_hooks and "generate" not in trainer.model.__dict__
+
+
+def test_the_callback_survives_pickle_and_deepcopy(options: dict[str, Any], clock: ManualClock,
+                                                   tmp_path: Path) -> None:
+    plain = dict(backend="fake", sampling="manual", quiet=True, country="FR",
+                 db=str(tmp_path / "plain.db"))
+    callback = pickle.loads(pickle.dumps(CarbonMonitorCallback(**plain)))
+    trainer_for(tmp_path, callback, clock, 1).train()
+    assert callback.result is not None and callback.result.phase("train").count == 1
+
+    with Tracker(**options) as run:
+        given = CarbonMonitorCallback(tracker=run)
+        model = trainer_for(tmp_path, given, clock, 1).model  # the hook is on it now
+        assert model._forward_pre_hooks
+        assert copy.deepcopy(given).tracker is run
+        twin = copy.deepcopy(model)  # the model with its hook and generate
+        twin(**collate(VAL[:2]))
+        assert pickle.loads(pickle.dumps(given)).tracker is None
+        pickle.dumps(model)
+    assert run.result is not None and run.result.work is None  # no training: nothing counted
+
+
+EOS, NEW = 48, 5
+PROMPTS = [[5, 6, 7], [8, 9], [10, 11, 12, 13], [14], [15, 16, 17], [18, 19]]
+
+
+def left_pad(rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.tensor([[0] * (width - len(r["input_ids"])) + r["input_ids"] for r in rows])
+    return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+
+def test_generate_counts_its_prompt_once_and_its_new_tokens(options: dict[str, Any],
+                                                            tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2,
+                                       n_positions=32, bos_token_id=1, eos_token_id=EOS,
+                                       pad_token_id=0))
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path / "out"), predict_with_generate=True, report_to="none",
+        per_device_eval_batch_size=3, use_cpu=True, disable_tqdm=True,
+        remove_unused_columns=False)
+    rows = [{"input_ids": p} for p in PROMPTS]
+    with Tracker(**options) as run:
+        callback = CarbonMonitorCallback(tracker=run, phase_prefix="serve")
+        trainer = Seq2SeqTrainer(model=model, args=args, data_collator=left_pad,
+                                 callbacks=[callback])
+        output = trainer.predict(rows, max_new_tokens=NEW)  # type: ignore[arg-type]
+        # the same model used outside the Trainer is not this Trainer's work
+        batch = left_pad(rows)
+        model.generate(**batch, max_new_tokens=NEW)
+        model(**batch)
+    result = run.result
+    assert result is not None
+    assert [(p.name, p.count) for p in result.phases] == [("serve", 1), ("serve/test", 1)]
+
+    # the Trainer's own output: each batch's prompts (left-padded), then the new tokens
+    made = []
+    for first in range(0, len(PROMPTS), 3):
+        width = max(len(p) for p in PROMPTS[first:first + 3])
+        for row in output.predictions[first:first + 3].tolist():
+            new = row[width:width + NEW]
+            made.append(new.index(EOS) + 1 if EOS in new else NEW)
+    assert 0 < made.count(NEW) < len(made)  # some sequences ended early, some did not
+    work = result.phase("serve/test").work
+    assert work is not None
+    assert (work.samples, work.tokens) == (len(PROMPTS), sum(map(len, PROMPTS)))
+    assert work.generated_tokens == sum(made)
+    assert result.work == work
 
 
 def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,15 +7,19 @@ warning (logger ``carbonmonitor``) per hook and training goes on.
 
 from __future__ import annotations
 
+import atexit
+import copy
 import functools
 import logging
+import pickle
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
 from carbonmonitor.facts import JOULES_PER_KWH
 from carbonmonitor.integrations.sinks import PREFIX, Sink
 
 if TYPE_CHECKING:
+    from carbonmonitor.options import Options
     from carbonmonitor.records import RunResult
     from carbonmonitor.tracker import PhaseHandle, Tracker
 
@@ -98,17 +102,13 @@ def scalar(value: Any) -> float | None:
     return None
 
 
-def tracker_state(tracker: Tracker) -> str:
-    """``"new"``, ``"running"`` or ``"stopped"``."""
-    return tracker.state
-
-
 class _Pending:
     """Work counted since the last flush. Token sums of tensors stay on their device until the
-    flush, so counting them never waits for the accelerator."""
+    flush (a phase edge or a progress mark), which reads them: the only point where counting
+    waits for the accelerator's queued work."""
 
     def __init__(self) -> None:
-        self.samples = self.steps = self.tokens = 0
+        self.samples = self.steps = self.tokens = self.generated_tokens = 0
         self.lazy: dict[str, Any] = {}
         self.notes: dict[str, None] = {}
 
@@ -122,12 +122,45 @@ class _Pending:
         previous = self.lazy.get(key)
         self.lazy[key] = total if previous is None else previous + total
 
-    def take(self) -> tuple[int, int, int, tuple[str, ...]]:
+    def take(self) -> tuple[tuple[int, int, int, int], tuple[str, ...]]:
+        """(samples, tokens, steps, generated tokens) and notes; the counts start again."""
         tokens = self.tokens + sum(int(t) for t in self.lazy.values())
-        out = (self.samples, tokens, self.steps, tuple(self.notes))
-        self.samples = self.steps = self.tokens = 0
+        out = (self.samples, tokens, self.steps, self.generated_tokens)
+        notes = tuple(self.notes)
+        self.samples = self.steps = self.tokens = self.generated_tokens = 0
         self.lazy, self.notes = {}, {}
-        return out
+        return out, notes
+
+
+# Tracker arguments that are not options (docs/options.md): check_options leaves them out.
+_TRACKER_ARGUMENTS = ("clock", "sampling", "quiet", "environ", "argv", "config_dir")
+
+
+def check_options(options: Mapping[str, Any]) -> Options:
+    """The checks a :class:`~carbonmonitor.tracker.Tracker` makes of its options, without
+    building one (no backend probe, no store): every name and value, config files and
+    environment included, and the location. Returns the options as resolved.
+
+    Raises:
+        ConfigError: a bad option, as ``Tracker(**options)`` would raise it.
+    """
+    from pathlib import Path
+
+    from carbonmonitor import carbon
+    from carbonmonitor.config import find_config_files
+    from carbonmonitor.errors import ConfigError
+    from carbonmonitor.options import resolve
+
+    sampling = options.get("sampling", "thread")
+    if sampling not in ("thread", "manual"):
+        raise ConfigError(f"sampling must be 'thread' or 'manual'; got {sampling!r}")
+    config_dir = options.get("config_dir")
+    opts = resolve({k: v for k, v in options.items() if k not in _TRACKER_ARGUMENTS},
+                   environ=options.get("environ"),
+                   files=find_config_files(Path(config_dir) if config_dir is not None else None))
+    carbon.place(country=opts.country, cloud_provider=opts.cloud_provider,
+                 cloud_region=opts.cloud_region, zone=opts.zone)
+    return opts
 
 
 class Monitor:
@@ -136,64 +169,115 @@ class Monitor:
     Args:
         tracker: a tracker to use. A running one is never started or stopped here; one not
             started yet is started at the first :meth:`begin_run` and stopped at
-            :meth:`end_run`, as is the tracker built from ``options`` when none is given.
-        sinks: objects with ``log(scalars, step)`` and ``finish(result)``.
+            :meth:`end_run`. Without one, a tracker is built from ``options`` at each
+            :meth:`begin_run` (so a callback can be pickled or deep-copied before training).
+        sinks: objects with ``log(scalars, step)`` and ``finish(result)``; one with
+            ``bind(project=, run_name=)`` is told the run's project and name at its start.
         phase_prefix: ``"pre-training"`` (or ``"pre-training/"``): phases become
             ``"pre-training/train"``, ... so one tracker can hold several trainings.
         options: :class:`~carbonmonitor.tracker.Tracker` options for the tracker built here
             (checked now: a bad one raises ConfigError before training starts).
         framework: the framework's name, for messages.
+
+    In a distributed run the callback sets :attr:`rank` and :attr:`world_size` before
+    :meth:`begin_run`; a process other than 0 builds no tracker and records nothing.
     """
 
     def __init__(self, *, tracker: Tracker | None, sinks: Iterable[Sink] | None,
                  phase_prefix: str | None, options: Mapping[str, Any], framework: str) -> None:
         from carbonmonitor.errors import ConfigError
-        from carbonmonitor.tracker import Tracker
 
         if tracker is not None and options:
             raise ConfigError(f"{framework} callback: give tracker= or tracker options "
                               f"({', '.join(sorted(options))}), not both")
+        # A budget stop in a distributed run is a collective that every process must join:
+        # it happens only when the callback's own options (the same in every process) ask
+        # for one, never for a tracker given in one process.
+        self.stops_training = False
+        if tracker is None:
+            opts = check_options(options)
+            self.stops_training = opts.budget_action == "stop" and (
+                opts.max_emissions_g is not None or opts.max_energy_kwh is not None)
         self._options = dict(options)
         self._given = tracker is not None
-        self.tracker: Tracker = tracker if tracker is not None else Tracker(**self._options)
+        self._left_behind = ""  # why this copy cannot measure (it was pickled), if it cannot
+        self.tracker: Tracker | None = tracker
         self.sinks = list(sinks or ())
         self.framework = framework
         self.prefix = tuple(part for part in (phase_prefix or "").split("/") if part)
+        self.rank, self.world_size = 0, 1
         self.owned = False  # this monitor starts and stops the tracker
         self.active = False  # between begin_run and end_run
         self._stack: list[tuple[str, PhaseHandle]] = []
         self._pending = _Pending()
         self._warned: set[str] = set()
+        self._at_exit_registered = False
 
     # -- run -------------------------------------------------------------------------------
 
     def begin_run(self) -> None:
-        """Training starts: start the tracker when it is ours, open the prefix phases."""
-        from carbonmonitor.tracker import Tracker
-
+        """Training starts: in process 0, start the tracker when it is ours, open the prefix
+        phases, tell the sinks the run's name."""
         if self.active:  # the previous training never reached its end hook: it raised
             self.end_run("failed")
-        state = tracker_state(self.tracker)
-        if state == "stopped" and not self._given:
-            self.tracker = Tracker(**self._options)  # a new run for each training
-            state = "new"
-        if state == "stopped":
-            self.warn_once("stopped", f"carbonmonitor: the tracker given to the {self.framework}"
-                           " callback was already stopped; this training is not measured (give "
-                           "a running tracker, or none)")
+        if self.rank != 0:
+            return  # process 0 measures the whole node (see _distributed)
+        tracker = self._tracker_for_run()
+        if tracker is None:
             return
-        self.owned = state == "new"
+        self.tracker = tracker
+        self.owned = tracker.state == "new"
         if self.owned:
-            self.tracker.start()
+            tracker.start()
         self._pending = _Pending()
         self.active = True
+        if not self._at_exit_registered:
+            atexit.register(self._at_exit)
+            self._at_exit_registered = True
         for part in self.prefix:
             self._push(part)
+        if self.world_size > 1:
+            from carbonmonitor.integrations._distributed import share_note
+
+            tracker.add_work(note=share_note(self.world_size))
+        for sink in self.sinks:
+            if callable(getattr(sink, "bind", None)):
+                self._call_sink(sink, "bind", project=str(tracker.options.project),
+                                run_name=tracker.options.name)
+
+    def _tracker_for_run(self) -> Tracker | None:
+        """The tracker this training records into: the given one, or a new one of ours."""
+        from carbonmonitor.tracker import Tracker
+
+        if self._left_behind:
+            self.warn_once("left-behind", f"carbonmonitor: this {self.framework} callback is a "
+                           f"copy made by pickling (e.g. for another process) and "
+                           f"{self._left_behind}, so its training is not measured here")
+            return None
+        if self._given:
+            assert self.tracker is not None
+            if self.tracker.state == "stopped":
+                self.warn_once("stopped", f"carbonmonitor: the tracker given to the "
+                               f"{self.framework} callback was already stopped; this training "
+                               "is not measured (give a running tracker, or none)")
+                return None
+            return self.tracker
+        if self.tracker is not None and self.tracker.state != "stopped":
+            return self.tracker
+        try:
+            return Tracker(**self._options)  # a new run for each training
+        except Exception as err:  # options checked at construction; the rest shows here
+            self.warn_once("build", f"carbonmonitor: the {self.framework} callback could not "
+                           f"set up its run ({err}); this training is not measured")
+            return None
 
     def end_run(self, status: Status = "completed") -> RunResult | None:
         """Training ended: close every phase, stop the tracker when it is ours, finish sinks.
         Returns the run's result when it has one (a given tracker still running has none)."""
-        if not self.active:
+        if self._at_exit_registered:
+            atexit.unregister(self._at_exit)
+            self._at_exit_registered = False
+        if not self.active or self.tracker is None:
             return None
         self.active = False
         self.close_all()
@@ -208,15 +292,67 @@ class Monitor:
                 self._call_sink(sink, "finish", result)
         return result
 
+    def _at_exit(self) -> None:
+        """A training that never reached its end hook (Keras and transformers have none for a
+        failure): its run ends ``interrupted`` at interpreter exit and the sinks finish."""
+        try:
+            if self.active:
+                log.warning("carbonmonitor: a %s training was still running at exit (it "
+                            "raised?); its run is stopped as interrupted", self.framework)
+                self.end_run("interrupted")
+        except Exception:  # nothing may escape at exit
+            log.debug("carbonmonitor: ending a run at exit failed", exc_info=True)
+
     @property
     def running(self) -> bool:
-        """The tracker measures now (a phase can be opened)."""
-        return tracker_state(self.tracker) == "running"
+        """The tracker measures now in this process (a phase can be opened)."""
+        return self.rank == 0 and self.tracker is not None and self.tracker.state == "running"
 
     @property
     def should_stop(self) -> bool:
         """A budget with ``budget_action="stop"`` was crossed in this run."""
-        return self.running and self.tracker.should_stop
+        return self.running and self.tracker is not None and self.tracker.should_stop
+
+    # -- pickle and deepcopy ---------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy for another process: no tracker (one of ours is built there at train start;
+        a given one cannot cross: the copy measures nothing), no open phases, and only the
+        options and sinks that can be pickled."""
+        state = {**self.__dict__, "tracker": None, "owned": False, "active": False,
+                 "_stack": [], "_pending": _Pending(), "_warned": set(),
+                 "_at_exit_registered": False}
+        if self._given:
+            state["_left_behind"] = ("the tracker given to it stays in the process that made "
+                                     "it (it measures the devices there)")
+        elif not _picklable(self._options):
+            state["_options"] = {}
+            state["_left_behind"] = "its tracker options could not be pickled"
+        kept = [sink for sink in self.sinks if _picklable(sink)]
+        if len(kept) < len(self.sinks):
+            log.warning("carbonmonitor: %d sink(s) of the %s callback could not be pickled; "
+                        "the copy sends nothing to them", len(self.sinks) - len(kept),
+                        self.framework)
+        state["sinks"] = kept
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Monitor:
+        """A copy in this process (keras-tuner copies callbacks for each trial): a given
+        tracker is shared, so the copy records into it; our own is built again at its train
+        start from the same options (shared values: backends, clock); sinks are copied, or
+        shared when they cannot be."""
+        new = Monitor.__new__(Monitor)
+        memo[id(self)] = new
+        new.__dict__.update(self.__dict__)
+        new.tracker = self.tracker if self._given else None
+        new._options = dict(self._options)
+        new.sinks = [_deepcopied(sink, memo) for sink in self.sinks]
+        new.owned = new.active = new._at_exit_registered = False
+        new._stack, new._pending, new._warned = [], _Pending(), set()
+        return new
 
     # -- phases ----------------------------------------------------------------------------
 
@@ -253,14 +389,16 @@ class Monitor:
             self._stack.pop()[1].end()
 
     def _push(self, name: str) -> None:
+        assert self.tracker is not None
         self.flush()  # work counted so far belongs to the phases open until now
         self._stack.append((name, self.tracker.begin_phase(name)))
 
     # -- work ------------------------------------------------------------------------------
 
-    def count(self, *, samples: int = 0, steps: int = 0) -> None:
+    def count(self, *, samples: int = 0, steps: int = 0, generated_tokens: int = 0) -> None:
         self._pending.samples += samples
         self._pending.steps += steps
+        self._pending.generated_tokens += generated_tokens
 
     def count_batch(self, batch: Any) -> None:
         """Count a batch's samples (its leading dimension) and tokens (the attention mask's
@@ -283,10 +421,12 @@ class Monitor:
 
     def flush(self) -> None:
         """Hand the pending work to the tracker (while the phases it was done in are open)."""
-        samples, tokens, steps, notes = self._pending.take()
-        if not (samples or tokens or steps) or not self.running:
+        (samples, tokens, steps, generated), notes = self._pending.take()
+        if not (samples or tokens or steps or generated) or not self.running:
             return
-        self.tracker.add_work(samples=samples, tokens=tokens, steps=steps)
+        assert self.tracker is not None
+        self.tracker.add_work(samples=samples, tokens=tokens, steps=steps,
+                              generated_tokens=generated)
         for note in notes:  # a note is kept once per run; add_work takes one at a time
             self.tracker.add_work(note=note)
 
@@ -294,13 +434,25 @@ class Monitor:
 
     def log_metrics(self, values: Mapping[str, Any], *, step: int | None,
                     epoch: float | None, prefix: str = "") -> None:
-        """Record every numeric scalar of ``values`` (tensors converted); others are skipped."""
+        """Record every numeric scalar of ``values`` (tensors converted); others are skipped.
+        Under a phase prefix the names get it too (``fine-tuning/eval_loss``), so two
+        trainings in one run keep two histories."""
         if not self.running:
             return
+        assert self.tracker is not None
+        if self.prefix:
+            prefix = "/".join((*self.prefix, prefix))
         for name, value in values.items():
             number = scalar(value)
             if number is not None:
                 self.tracker.log_metric(f"{prefix}{name}", number, step=step, epoch=epoch)
+
+    def begin_progress(self, total: float | None, unit: str = "epoch") -> None:
+        """A training starts counting progress: its forecast covers it alone, labelled with the
+        phase prefix (``"pre-training"``), so one run can forecast several trainings."""
+        if self.running:
+            assert self.tracker is not None
+            self.tracker.begin_progress("/".join(self.prefix), total, unit=unit)
 
     def progress(self, done: float, total: float | None, *, step: int,
                  unit: str = "epoch") -> bool:
@@ -308,6 +460,7 @@ class Monitor:
         when training should stop (a budget with ``budget_action="stop"`` was crossed)."""
         if not self.running:
             return False
+        assert self.tracker is not None
         self.flush()
         self.tracker.progress(done, total, unit=unit)
         if self.owned and self.tracker.sampling == "manual":
@@ -318,9 +471,59 @@ class Monitor:
                 self._call_sink(sink, "log", figures, int(step))
         return self.tracker.should_stop
 
-    def _call_sink(self, sink: Sink, method: str, *args: Any) -> None:
+    def decide(self, mark: Callable[[], bool], world_size: int, device: Any = None,
+               reduce: Callable[[bool], bool | None] | None = None) -> bool:
+        """The stop decision at a progress mark, the same in every process: ``mark()`` (the
+        progress mark, in process 0) is contained, then, with several processes and a stop
+        budget among the callback's options, every process agrees through ``reduce`` (the
+        framework's own) or :func:`agree`. Without a way to agree, nobody stops."""
+        from carbonmonitor.integrations._distributed import agree
+
+        stop = False
         try:
-            getattr(sink, method)(*args)
+            stop = bool(mark())
+        except Exception:
+            self.warn_once("mark", "carbonmonitor: a progress mark failed; training goes on",
+                           exc_info=True)
+        if world_size <= 1:
+            return stop
+        if not self.stops_training:
+            if stop:
+                self.warn_once("agree", f"carbonmonitor: a budget asks to stop, but this "
+                               f"{self.framework} training runs in {world_size} processes and "
+                               "only the tracker given in this one knows the budget: it goes "
+                               "on (only a warning). To stop a distributed training, give the "
+                               "budget options to the callback, in every process")
+            return False
+        try:
+            if reduce is not None:
+                return bool(reduce(stop))
+            verdict = agree(stop, world_size, device=device)
+        except Exception:  # a broken process group: the framework will say so itself
+            self.warn_once("agree-failed", "carbonmonitor: telling the other processes about "
+                           "a budget failed; training goes on", exc_info=True)
+            return False
+        if verdict is None:
+            if stop:
+                self.warn_once("agree", f"carbonmonitor: a budget asks to stop, but this "
+                               f"{self.framework} training runs in {world_size} processes "
+                               "without a torch process group to tell the others: it goes on "
+                               "(only a warning)")
+            return False
+        return verdict
+
+    def contain(self, action: Callable[[], object], what: str) -> None:
+        """Run ``action``; a failure logs one warning (per ``what``) and the hook goes on: a
+        hook that must reach a collective (:meth:`decide`) calls its bookkeeping this way."""
+        try:
+            action()
+        except Exception:
+            self.warn_once(f"contain-{what}", f"carbonmonitor: {what} failed; training goes on",
+                           exc_info=True)
+
+    def _call_sink(self, sink: Sink, method: str, *args: Any, **kwargs: Any) -> None:
+        try:
+            getattr(sink, method)(*args, **kwargs)
         except Exception:
             self.warn_once(f"sink-{id(sink)}-{method}", f"carbonmonitor: sink "
                            f"{type(sink).__name__}.{method} failed; training goes on",
@@ -330,6 +533,45 @@ class Monitor:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(message, exc_info=exc_info)
+
+
+class Portable:
+    """pickle and ``copy.deepcopy`` for the callbacks: Lightning's ``ddp_spawn`` pickles the
+    trainer with its callbacks, keras-tuner deep-copies callbacks for each trial. The
+    attributes named in ``_transient`` take the given value in a copy (a framework object, a
+    hook on a model, the latest result); the monitor copies itself (see :class:`Monitor`)."""
+
+    _transient: ClassVar[Mapping[str, Any]] = {"result": None}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, **self._transient}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            fresh = self._transient[name] if name in self._transient else value
+            new.__dict__[name] = copy.deepcopy(fresh, memo)
+        return new
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
+
+
+def _deepcopied(value: Any, memo: dict[int, Any]) -> Any:
+    try:
+        return copy.deepcopy(value, memo)
+    except Exception:
+        return value
 
 
 def _item(batch: Any, key: str) -> Any:

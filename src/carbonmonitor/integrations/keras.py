@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from carbonmonitor.integrations._common import Monitor, guarded, missing_framework
+from carbonmonitor.integrations._common import Monitor, Portable, guarded, missing_framework
+from carbonmonitor.integrations._distributed import process_rank
 
 try:
     import keras
@@ -41,19 +42,26 @@ if TYPE_CHECKING:
 __all__ = ["CarbonMonitorCallback"]
 
 
-class CarbonMonitorCallback(keras.callbacks.Callback):  # type: ignore[misc]
+class CarbonMonitorCallback(Portable, keras.callbacks.Callback):  # type: ignore[misc]
     """Measures each ``fit`` of the model it is given to (and ``evaluate`` outside ``fit``).
 
     Args:
         tracker: a :class:`~carbonmonitor.tracker.Tracker` to record into. A running one is
             never started or stopped here; without it, each ``fit`` (or ``evaluate``) is a run
-            of its own, built from ``options``.
+            of its own, built from ``options`` when it starts.
         sinks: objects with ``log(scalars, step)`` (called at each epoch end) and
             ``finish(result)`` (at the end).
-        phase_prefix: puts the phases under a parent phase (``"fine-tuning"``).
+        phase_prefix: puts the phases under a parent phase (``"fine-tuning"``); it also
+            labels the training's forecast.
         **options: Tracker options (``project``, ``country``, ``backend``,
             ``max_emissions_g``, ``budget_action``, ...); checked here.
+
+    In several processes (a torch process group, ``torchrun``'s ``RANK``,
+    ``keras.distribution`` on JAX) only process 0 measures; a budget stop reaches every
+    process through the torch process group (without one, a budget only warns).
     """
+
+    _transient = {"result": None, "_model": None}
 
     def __init__(self, *, tracker: Tracker | None = None, sinks: Iterable[Sink] | None = None,
                  phase_prefix: str | None = None, **options: Any) -> None:
@@ -63,11 +71,13 @@ class CarbonMonitorCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._fitting = False
         self._own_evaluation = False  # evaluate() outside fit is a run of its own
         self._iterations_at = 0
+        self._epoch0: int | None = None  # the first epoch of this fit (fit(initial_epoch=))
         self.result: RunResult | None = None
 
     @property
-    def tracker(self) -> Tracker:
-        """The tracker of the current (or latest) run."""
+    def tracker(self) -> Tracker | None:
+        """The tracker of the current (or latest) run; None before the first one and in
+        processes other than 0."""
         return self._monitor.tracker
 
     # -- fit -------------------------------------------------------------------------------
@@ -75,24 +85,36 @@ class CarbonMonitorCallback(keras.callbacks.Callback):  # type: ignore[misc]
     @guarded
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         self._fitting = True
+        self._epoch0 = None
+        self._monitor.rank, self._monitor.world_size = _process()
         self._monitor.begin_run()
+        self._monitor.begin_progress(self.params.get("epochs"))
 
     @guarded
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self._epoch0 is None:
+            self._epoch0 = epoch
         self._iterations_at = self._iterations()
         self._monitor.open("train")
 
     @guarded
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        if self._monitor.should_stop:  # a budget crossed between epoch ends (sampler tick)
-            self.model.stop_training = True
+        if self._monitor.world_size == 1 and self._monitor.should_stop:
+            self.model.stop_training = True  # a budget crossed between epoch ends (sampler tick)
 
     @guarded
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        self._end_train()
-        step = self._iterations()
-        self._monitor.log_metrics(logs or {}, step=step, epoch=epoch + 1)
-        if self._monitor.progress(epoch + 1, self.params.get("epochs"), step=step):
+        first = epoch if self._epoch0 is None else self._epoch0
+        epochs = self.params.get("epochs")
+
+        def mark() -> bool:
+            self._end_train()
+            step = self._iterations()
+            self._monitor.log_metrics(logs or {}, step=step, epoch=epoch + 1)
+            return self._monitor.progress(epoch + 1 - first,
+                                          None if epochs is None else epochs - first, step=step)
+
+        if self._monitor.decide(mark, self._monitor.world_size):
             self.model.stop_training = True
 
     @guarded
@@ -124,6 +146,7 @@ class CarbonMonitorCallback(keras.callbacks.Callback):  # type: ignore[misc]
             return
         self._own_evaluation = not self._monitor.active and not self._monitor.running
         if self._own_evaluation:
+            self._monitor.rank, self._monitor.world_size = _process()
             self._monitor.begin_run()
         self._monitor.open("test")
 
@@ -153,3 +176,15 @@ class CarbonMonitorCallback(keras.callbacks.Callback):  # type: ignore[misc]
         tracker is a Mean weighted by each batch's size."""
         count = getattr(getattr(self.model, "_loss_tracker", None), "count", None)
         return 0 if count is None else int(round(float(count)))
+
+
+def _process() -> tuple[int, int]:
+    """``(rank, world_size)``: JAX's process under a multi-process ``keras.distribution``,
+    else the torch process group or the launcher's variables (``RANK``, ...)."""
+    distribution = keras.distribution.distribution()
+    processes = int(getattr(distribution, "num_processes", 1) or 1)
+    if processes > 1 and keras.backend.backend() == "jax":
+        import jax  # type: ignore[import-not-found,unused-ignore]
+
+        return int(jax.process_index()), processes
+    return process_rank()

@@ -17,10 +17,16 @@ next training batch); the sanity check is its own phase, ``sanity_check``, with 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from carbonmonitor.integrations._common import Monitor, guarded, missing_framework, scalar
+from carbonmonitor.integrations._common import (
+    Monitor,
+    Portable,
+    guarded,
+    missing_framework,
+    scalar,
+)
 
 try:
     import lightning.pytorch as pl
@@ -37,20 +43,30 @@ if TYPE_CHECKING:
 
 __all__ = ["CarbonMonitorCallback"]
 
+# At most this many progress marks (forecast, budgets, sinks) in a fit bounded by max_steps.
+STEP_MARKS = 100
+# Lightning's max_epochs when neither max_epochs nor max_steps is given
+# (lightning.pytorch.loops.utilities._parse_loop_limits).
+LIGHTNING_DEFAULT_EPOCHS = 1000
 
-class CarbonMonitorCallback(pl.Callback):  # type: ignore[misc,unused-ignore]
+
+class CarbonMonitorCallback(Portable, pl.Callback):  # type: ignore[misc,unused-ignore]
     """Measures each ``fit`` (``validate``, ``test``, ``predict``) of the trainer it is given to.
 
     Args:
         tracker: a :class:`~carbonmonitor.tracker.Tracker` to record into. A running one is
             never started or stopped here (one run can hold several trainings); without it,
-            each ``fit`` (or ``test``, ...) is a run of its own, built from ``options``.
-        sinks: objects with ``log(scalars, step)`` (called at each epoch end) and
+            each ``fit`` (or ``test``, ...) is a run of its own, built from ``options`` when it
+            starts.
+        sinks: objects with ``log(scalars, step)`` (called at each progress mark) and
             ``finish(result)`` (at the end), e.g. carbonmonitor's MLflow or TensorBoard sinks.
         phase_prefix: puts the phases under a parent phase: ``"fine-tuning"`` gives
-            ``"fine-tuning/train"``.
+            ``"fine-tuning/train"``; it also labels the training's forecast.
         **options: Tracker options (``project``, ``country``, ``backend``,
             ``max_emissions_g``, ``budget_action``, ...); checked here.
+
+    In a distributed fit only the global-zero process measures; a budget stop reaches every
+    process through ``trainer.strategy.reduce_boolean_decision``.
     """
 
     def __init__(self, *, tracker: Tracker | None = None, sinks: Iterable[Sink] | None = None,
@@ -58,13 +74,17 @@ class CarbonMonitorCallback(pl.Callback):  # type: ignore[misc,unused-ignore]
         super().__init__()
         self._monitor = Monitor(tracker=tracker, sinks=sinks, phase_prefix=phase_prefix,
                                 options=options, framework="Lightning")
-        self._steps_at = 0
+        self._steps_at = 0  # global_step when `train` last opened
+        self._marked = 0  # global_step at the latest step mark (or at the training's start)
+        self._epoch0 = self._step0 = 0  # where this fit started (a resumed fit starts later)
+        self._epochs: float | None = None  # this fit's epochs, for the forecast (None: unknown)
         self._seen: dict[str, tuple[object, float]] = {}
         self.result: RunResult | None = None
 
     @property
-    def tracker(self) -> Tracker:
-        """The tracker of the current (or latest) run."""
+    def tracker(self) -> Tracker | None:
+        """The tracker of the current (or latest) run; None before the first one and in
+        processes other than the global zero."""
         return self._monitor.tracker
 
     # -- run -------------------------------------------------------------------------------
@@ -72,6 +92,8 @@ class CarbonMonitorCallback(pl.Callback):  # type: ignore[misc,unused-ignore]
     @guarded
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._seen = {}
+        self._monitor.rank = 0 if trainer.is_global_zero else max(1, int(trainer.global_rank))
+        self._monitor.world_size = int(trainer.world_size)
         self._monitor.begin_run()
 
     @guarded
@@ -92,12 +114,40 @@ class CarbonMonitorCallback(pl.Callback):  # type: ignore[misc,unused-ignore]
     # -- training --------------------------------------------------------------------------
 
     @guarded
-    def on_sanity_check_start(self, trainer: Any, pl_module: Any) -> None:
-        self._monitor.open("sanity_check")
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._marked = self._step0 = int(trainer.global_step)
+        self._epoch0 = int(trainer.current_epoch)
+        self._epochs = None
+        total, unit = self._total(trainer)
+        if unit == "epoch":
+            self._epochs = total
+        self._monitor.begin_progress(total, unit)
 
-    @guarded
-    def on_sanity_check_end(self, trainer: Any, pl_module: Any) -> None:
-        self._monitor.close("sanity_check")
+    def _total(self, trainer: Any) -> tuple[float | None, str]:
+        """This fit's length for the forecast: ``max_steps`` when set, else ``max_epochs``
+        (None without a meaningful limit; said once)."""
+        if _step_marks(trainer):
+            return trainer.max_steps - self._step0, "step"
+        epochs = trainer.max_epochs
+        if self._monitor.rank != 0:
+            return None, "epoch"  # only the global zero forecasts
+        if epochs is None or epochs < 0:
+            self._monitor.warn_once("no-total", "carbonmonitor: this fit has no epoch limit "
+                                    "(max_epochs=-1), so there is no forecast")
+            return None, "epoch"
+        if epochs == LIGHTNING_DEFAULT_EPOCHS and trainer.max_steps == -1:
+            self._monitor.warn_once("default-total", "carbonmonitor: max_epochs is Lightning's "
+                                    f"default ({LIGHTNING_DEFAULT_EPOCHS}, set when neither "
+                                    "max_epochs nor max_steps is given), which says nothing of "
+                                    "how long this fit will run: there is no forecast (give "
+                                    "max_epochs= or max_steps= for one)")
+            return None, "epoch"
+        if any(isinstance(cb, pl.callbacks.EarlyStopping) for cb in trainer.callbacks):
+            self._monitor.warn_once("early-stopping", f"carbonmonitor: with EarlyStopping the "
+                                    f"forecast is for max_epochs={epochs}, an upper bound: the "
+                                    "fit may stop sooner, and a predicted budget judges this "
+                                    "upper bound")
+        return epochs - self._epoch0, "epoch"
 
     @guarded
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
@@ -114,23 +164,44 @@ class CarbonMonitorCallback(pl.Callback):  # type: ignore[misc,unused-ignore]
     @guarded
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        self._monitor.count_batch(batch)
-        if self._monitor.should_stop:  # a budget crossed between epoch ends (sampler tick)
-            trainer.should_stop = True
+        self._count(batch)
+        step = int(trainer.global_step)
+        if _step_marks(trainer):
+            every = max(1, trainer.max_steps // STEP_MARKS)
+            if step > self._marked and (step % every == 0 or step >= trainer.max_steps):
+                self._marked = step  # the same steps in every process: a collective is safe
+                self._decide(trainer, lambda: self._monitor.progress(
+                    step - self._step0, trainer.max_steps - self._step0, step=step,
+                    unit="step"))
+                return
+        if trainer.world_size == 1 and self._monitor.should_stop:
+            trainer.should_stop = True  # a budget crossed between marks (sampler tick)
 
     @guarded
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        self._end_train(trainer)
-        self._log(trainer, trainer.callback_metrics)
-        if trainer.max_steps is not None and trainer.max_steps > 0:
-            stop = self._monitor.progress(trainer.global_step, trainer.max_steps,
-                                          step=trainer.global_step, unit="step")
-        else:
-            total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
-            stop = self._monitor.progress(trainer.current_epoch + 1, total,
-                                          step=trainer.global_step)
-        if stop:
+        def mark() -> bool:
+            self._end_train(trainer)
+            self._log(trainer, trainer.callback_metrics)
+            if _step_marks(trainer):
+                return False  # marked at the steps
+            return self._monitor.progress(trainer.current_epoch + 1 - self._epoch0,
+                                          self._epochs, step=trainer.global_step)
+
+        self._decide(trainer, mark)  # at every epoch end, in every process alike
+
+    def _decide(self, trainer: Any, mark: Callable[[], bool]) -> None:
+        """A progress mark in the global zero (its failure contained), then the same stop
+        decision in every process (Lightning's own reduction, as EarlyStopping's)."""
+        if self._monitor.decide(mark, int(trainer.world_size), reduce=lambda stop: (
+                trainer.strategy.reduce_boolean_decision(stop, all=False))):
             trainer.should_stop = True
+
+    def _count(self, batch: Any) -> None:
+        try:
+            self._monitor.count_batch(batch)
+        except Exception:
+            self._monitor.warn_once("count", "carbonmonitor: counting a batch failed; training "
+                                    "goes on", exc_info=True)
 
     def _end_train(self, trainer: Any) -> None:
         """Close ``train`` with the optimizer steps taken while it was open."""
@@ -159,6 +230,14 @@ class CarbonMonitorCallback(pl.Callback):  # type: ignore[misc,unused-ignore]
         self._monitor.close("validation")
         if not _fitting(trainer):  # trainer.validate(): while fitting, logged at the epoch end
             self._log(trainer, trainer.callback_metrics)
+
+    @guarded
+    def on_sanity_check_start(self, trainer: Any, pl_module: Any) -> None:
+        self._monitor.open("sanity_check")
+
+    @guarded
+    def on_sanity_check_end(self, trainer: Any, pl_module: Any) -> None:
+        self._monitor.close("sanity_check")
 
     @guarded
     def on_test_start(self, trainer: Any, pl_module: Any) -> None:
@@ -193,6 +272,8 @@ class CarbonMonitorCallback(pl.Callback):  # type: ignore[misc,unused-ignore]
         """Record the values Lightning holds in ``callback_metrics`` (what EarlyStopping and
         ModelCheckpoint see). A metric not computed again since it was last recorded (a
         validation run every n epochs) keeps the same tensor there: it is not recorded twice."""
+        if not self._monitor.running:
+            return
         fresh = {}
         for name, value in dict(metrics).items():
             number = scalar(value)
@@ -205,8 +286,12 @@ class CarbonMonitorCallback(pl.Callback):  # type: ignore[misc,unused-ignore]
                                   epoch=trainer.current_epoch + (1 if _fitting(trainer) else 0))
 
 
+def _step_marks(trainer: Any) -> bool:
+    """The fit is bounded by ``max_steps``: progress is marked in optimizer steps."""
+    return trainer.max_steps is not None and trainer.max_steps > 0
+
+
 def _fitting(trainer: Any) -> bool:
     """Inside ``trainer.fit`` (its validation included), not ``validate``/``test``/``predict``."""
     fn = trainer.state.fn
     return str(getattr(fn, "value", fn)) == "fit"
-

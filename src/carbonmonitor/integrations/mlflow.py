@@ -62,7 +62,7 @@ class MLflowSink:
         client: an ``MlflowClient`` to use instead of building one.
         prefix: the namespace of every key written.
         experiment: the experiment of a run the sink creates (default: the carbonmonitor
-            project: the result's, or while training, the configured one).
+            project: the result's, or while training, the callback's: see :meth:`bind`).
 
     Raises:
         ImportError: MLflow is not installed (the message names the extra).
@@ -82,6 +82,8 @@ class MLflowSink:
         self.run_id = run_id
         self.prefix = prefix
         self.experiment = experiment
+        self._project: str | None = None  # the callback's (bind), while training
+        self._run_name: str | None = None
         self._owned = False  # the sink created the run, so it ends it
         self._last_step = 0
         self._last_ms = 0  # final figures get a later timestamp than the last live ones
@@ -95,6 +97,13 @@ class MLflowSink:
 
             self._given_client = MlflowClient(self.tracking_uri)
         return self._given_client
+
+    def bind(self, *, project: str | None = None, run_name: str | None = None) -> None:
+        """The callback's run (a framework callback calls this when training starts): a run
+        the sink creates goes into the experiment named after ``project`` (unless
+        ``experiment=`` was given) and has the name ``run_name``."""
+        self._project = project or self._project
+        self._run_name = run_name or self._run_name
 
     def log(self, scalars: Mapping[str, float], step: int) -> None:
         """Log live scalars as metrics at ``step``. Never raises."""
@@ -142,7 +151,7 @@ class MLflowSink:
             self.run_id = str(active.info.run_id)
             return self.run_id
         name = self.experiment or (result.identity.project if result is not None
-                                   else _configured_project())
+                                   else self._project or _configured_project())
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             experiment_id = experiment.experiment_id
@@ -156,7 +165,7 @@ class MLflowSink:
                 experiment_id = again.experiment_id
         tags = {f"{self.prefix}created_by": "carbonmonitor"}
         if result is None:
-            run = self.client.create_run(experiment_id, tags=tags)
+            run = self.client.create_run(experiment_id, tags=tags, run_name=self._run_name)
         else:
             run = self.client.create_run(
                 experiment_id, start_time=_ms(result.identity.started_at), tags=tags,

@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import secrets
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,13 +195,33 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, then ``os.replace`` it."""
+    """Write through a temporary file in the same folder, then ``os.replace`` it. The card
+    keeps its permission bits; a new card gets those of any new file (0o666 less the umask),
+    not the 0o600 of a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new file next to ``path``, created as ``open()`` creates one (0o666 less the umask:
+    the kernel applies it), exclusively."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue

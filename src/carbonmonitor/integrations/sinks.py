@@ -57,6 +57,10 @@ class Sink(Protocol):
     (the figures so far; the forecast once there is one) and the epoch or global step.
     ``finish`` is called once, with the final result: totals, per-phase and per-unit figures,
     and the provenance of every factor.
+
+    A sink may also have ``bind(*, project: str | None, run_name: str | None)``: a framework
+    callback calls it when its run starts, so a run the sink creates in its tool is named
+    after the carbonmonitor project and run (the MLflow and W&B sinks have it).
     """
 
     def log(self, scalars: Mapping[str, float], step: int) -> None:

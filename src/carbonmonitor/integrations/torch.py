@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from carbonmonitor.integrations._common import Monitor, guarded
+from carbonmonitor.integrations._distributed import process_rank
 
 if TYPE_CHECKING:
     from carbonmonitor.integrations.sinks import Sink
@@ -42,7 +43,12 @@ class TrainingMonitor:
     budgets, sinks); it ends early once a budget with ``budget_action="stop"`` is crossed.
     ``train(batches)``, ``validate(batches)`` and ``test(batches)`` yield the batches inside the
     phase of that name and count each batch handed out: samples (its leading dimension), tokens
-    (its ``attention_mask`` sum) and, for ``train``, one step.
+    (its ``attention_mask`` sum) and, for ``train``, optimizer steps: one per batch, or one per
+    ``accumulate`` batches with gradient accumulation (or none: call :meth:`step` yourself).
+
+    In several processes (a torch process group, ``torchrun``'s ``RANK``) only process 0
+    measures; the budget stop of ``epochs`` reaches every process through the torch process
+    group (without one, a budget only warns).
 
     Args:
         tracker: a :class:`~carbonmonitor.tracker.Tracker` to record into; a running one is
@@ -58,11 +64,14 @@ class TrainingMonitor:
         self._monitor = Monitor(tracker=tracker, sinks=sinks, phase_prefix=phase_prefix,
                                 options=options, framework="PyTorch loop")
         self._epoch = 0  # epochs completed
+        self._epoch0 = 0  # the first epoch of the running epochs() loop
         self._steps = 0
         self.result: RunResult | None = None
 
     @property
-    def tracker(self) -> Tracker:
+    def tracker(self) -> Tracker | None:
+        """The tracker of the current (or latest) run; None before the first one and in
+        processes other than 0."""
         return self._monitor.tracker
 
     @property
@@ -85,6 +94,7 @@ class TrainingMonitor:
     @guarded
     def _begin(self) -> None:
         self._epoch = self._steps = 0
+        self._monitor.rank, self._monitor.world_size = process_rank()
         self._monitor.begin_run()
 
     @guarded
@@ -100,6 +110,7 @@ class TrainingMonitor:
         own = not self._monitor.active
         if own:
             self._begin()
+        self._begin_progress(total)
         finished = False
         try:
             for epoch in range(self._epoch, total):
@@ -112,17 +123,35 @@ class TrainingMonitor:
             if own:
                 self._end("completed" if finished else "interrupted")
 
-    def train(self, batches: Iterable[B]) -> Iterator[B]:
-        """Yield ``batches`` inside the ``train`` phase, counting each (one step per batch)."""
-        return self._phase("train", batches, steps=True)
+    def train(self, batches: Iterable[B], *, accumulate: int = 1) -> Iterator[B]:
+        """Yield ``batches`` inside the ``train`` phase, counting each, and an optimizer step
+        after every ``accumulate``-th batch: with gradient accumulation over 2 batches, 7
+        batches are 3 steps (a last partial group is not a step; call :meth:`step` if your
+        loop steps there). ``accumulate=0`` counts no steps: call :meth:`step` yourself.
+
+        Raises:
+            ConfigError: ``accumulate`` is not a whole number >= 0.
+        """
+        if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 0:
+            from carbonmonitor.errors import ConfigError
+
+            raise ConfigError(f"accumulate must be a whole number of batches >= 0 (0: call "
+                              f"step() yourself); got {accumulate!r}")
+        return self._phase("train", batches, accumulate)
 
     def validate(self, batches: Iterable[B]) -> Iterator[B]:
         """Yield ``batches`` inside the ``validation`` phase, counting each."""
-        return self._phase("validation", batches, steps=False)
+        return self._phase("validation", batches, 0)
 
     def test(self, batches: Iterable[B]) -> Iterator[B]:
         """Yield ``batches`` inside the ``test`` phase, counting each."""
-        return self._phase("test", batches, steps=False)
+        return self._phase("test", batches, 0)
+
+    @guarded
+    def step(self, steps: int = 1) -> None:
+        """Count optimizer steps yourself (with ``train(..., accumulate=0)``)."""
+        self._monitor.count(steps=steps)
+        self._steps += steps
 
     def log_metrics(self, values: Mapping[str, Any], *, step: int | None = None,
                     epoch: float | None = None) -> None:
@@ -131,13 +160,14 @@ class TrainingMonitor:
         self._log(values, self._steps if step is None else step,
                   self._epoch + 1 if epoch is None else epoch)
 
-    def _phase(self, name: str, batches: Iterable[B], steps: bool) -> Iterator[B]:
+    def _phase(self, name: str, batches: Iterable[B], accumulate: int) -> Iterator[B]:
         self._open(name)
         try:
-            for batch in batches:
-                self._count(batch, steps)
+            for i, batch in enumerate(batches, 1):
+                self._count(batch, accumulate > 0 and i % accumulate == 0)
                 yield batch
-                if steps and self._monitor.should_stop:
+                if name == "train" and self._monitor.world_size == 1 \
+                        and self._monitor.should_stop:
                     break  # a budget crossed inside the epoch (a sampler tick)
         finally:
             self._close(name)
@@ -151,9 +181,9 @@ class TrainingMonitor:
         self._monitor.close(name)
 
     @guarded
-    def _count(self, batch: Any, steps: bool) -> None:
+    def _count(self, batch: Any, step: bool) -> None:
         self._monitor.count_batch(batch)
-        if steps:
+        if step:
             self._monitor.count(steps=1)
             self._steps += 1
 
@@ -162,5 +192,12 @@ class TrainingMonitor:
         self._monitor.log_metrics(values, step=step, epoch=epoch)
 
     @guarded
+    def _begin_progress(self, total: int) -> None:
+        self._epoch0 = self._epoch
+        self._monitor.begin_progress(total - self._epoch0)
+
     def _mark(self, total: int) -> bool:
-        return self._monitor.progress(self._epoch, total, step=self._steps)
+        """The epoch's progress mark; the stop decision of every process."""
+        return self._monitor.decide(
+            lambda: self._monitor.progress(self._epoch - self._epoch0, total - self._epoch0,
+                                           step=self._steps), self._monitor.world_size)

@@ -56,13 +56,26 @@ class WandbSink:
     """
 
     def __init__(self, run: Any = None, *, prefix: str = PREFIX, **init_kwargs: Any) -> None:
-        self._wandb = _wandb()
+        _wandb()  # installed, or the ImportError naming the extra now
         self.run: Any = run
         self.prefix = prefix
         self.init_kwargs = init_kwargs
         self._owned = False  # the sink started the run, so it finishes it
         self._defined = False
         self._failures = Failures("Weights & Biases")
+
+    @property
+    def _wandb(self) -> Any:
+        return _wandb()  # not kept: a module cannot be pickled or copied with the sink
+
+    def bind(self, *, project: str | None = None, run_name: str | None = None) -> None:
+        """The callback's run: a W&B run the sink starts while training is in its project
+        (unless ``WANDB_PROJECT`` or ``project=`` at construction says otherwise) and has
+        its name."""
+        if project and "WANDB_PROJECT" not in os.environ:
+            self.init_kwargs.setdefault("project", project)
+        if run_name:
+            self.init_kwargs.setdefault("name", run_name)
 
     def log(self, scalars: Mapping[str, float], step: int) -> None:
         """Append live scalars to the run's history with ``carbonmonitor/step``. Never
