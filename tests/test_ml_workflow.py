@@ -182,7 +182,7 @@ def test_forecast_after_two_epochs_holds_the_outcome_and_is_compared_at_the_end(
     assert o is not None and o.units_done == 10
     assert o.energy_error == pytest.approx(f.energy_j / result.energy_j - 1, rel=1e-9)
     assert o.energy_contained and o.duration_contained and o.co2e_contained
-    assert t.forecast is not None and t.forecast.after == 10  # the latest
+    assert t.forecast is not None and t.forecast.after == 9  # the latest, made before the end
     assert "Forecast after 2 of 10 epochs" in carbonmonitor.format_summary(result)
     assert carbonmonitor.load(result.identity.run_id, db=tmp_path / "runs.db").forecast == f
 
@@ -398,3 +398,13 @@ def test_options_copy_and_pickle() -> None:
     assert copy.deepcopy(t.options).max_energy_kwh == 1.0
     assert pickle.loads(pickle.dumps(t.options)).budget_on == "actual"
     t.stop()
+
+
+def test_no_forecast_is_made_at_the_last_unit() -> None:
+    """A 2-epoch training with predict_after=2 has nothing left to predict after epoch 2."""
+    t, clock = tracker()
+    t.begin_progress("short", total=2)
+    for i in (1, 2):
+        clock.advance(10)
+        assert t.progress(i) is None
+    assert t.stop().forecasts == ()

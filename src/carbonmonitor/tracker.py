@@ -612,8 +612,9 @@ class Tracker:
                                 "begin_progress()); until then only actual budgets are checked")
         elif done <= series.total[0]:
             after = float(self.options.predict_after)
-            made = prediction.predict(marks, series.total[0], unit=series.total[1],
-                                      warmup=1 if after > 1 else 0, min_units=after)
+            if done < series.total[0]:  # at the end there is nothing left to predict
+                made = prediction.predict(marks, series.total[0], unit=series.total[1],
+                                          warmup=1 if after > 1 else 0, min_units=after)
             if made is not None:
                 self._forecast_latest = self._forecast_record(made, series.label,
                                                               now - self._t_start)
