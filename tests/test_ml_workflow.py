@@ -408,3 +408,14 @@ def test_no_forecast_is_made_at_the_last_unit() -> None:
         clock.advance(10)
         assert t.progress(i) is None
     assert t.stop().forecasts == ()
+
+
+def test_run_name_and_id_for_integrations() -> None:
+    named, _ = tracker(name="bert-base")
+    assert named.run_name == "bert-base"
+    assert named.run_id == named.stop().identity.run_id
+    clock = ManualClock()
+    t = Tracker(backend="fake", clock=clock, sampling="manual", quiet=True, db="off",
+                argv=("python", "train.py", "--lr", "3e-4"))
+    assert (t.run_name, t.run_id) == ("train", None)  # before start: no id yet
+    assert t.start().stop().identity.name == t.run_name

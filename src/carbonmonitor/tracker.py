@@ -209,6 +209,22 @@ class Tracker:
         self._envelope_for: tuple[Any, Any] | None = None
 
     @property
+    def run_id(self) -> str | None:
+        """The run's id once started (None before ``start()``)."""
+        return getattr(self._identity, "run_id", None)
+
+    @property
+    def run_name(self) -> str:
+        """The run's name: the ``name`` option, else the script's name (as stored)."""
+        from carbonmonitor.identity import default_name
+
+        if self.options.name:
+            return str(self.options.name)
+        argv = getattr(self._identity, "argv", None)
+        return default_name(tuple(argv) if argv is not None
+                            else tuple(self._argv if self._argv is not None else sys.argv))
+
+    @property
     def state(self) -> Literal["new", "running", "stopped"]:
         """``"new"`` (not started), ``"running"`` or ``"stopped"``."""
         return self._state

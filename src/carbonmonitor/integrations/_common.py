@@ -243,7 +243,7 @@ class Monitor:
         for sink in self.sinks:
             if callable(getattr(sink, "bind", None)):
                 self._call_sink(sink, "bind", project=str(tracker.options.project),
-                                run_name=tracker.options.name)
+                                run_name=tracker.run_name)
 
     def _tracker_for_run(self) -> Tracker | None:
         """The tracker this training records into: the given one, or a new one of ours."""
