@@ -10,7 +10,6 @@ Every option of carbonmonitor can come from the environment, e.g. ``CARBONMONITO
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -77,18 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = settings_from(args)
 
-    # carbonmonitor's own messages (forecasts, warnings) to stderr
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logging.getLogger("carbonmonitor").addHandler(handler)
-    logging.getLogger("carbonmonitor").setLevel(logging.INFO)
-
     import carbonmonitor
     from carbonmonitor.integrations.transformers import CarbonMonitorCallback
 
     quick = "-quick" if getattr(args, "quick", False) else ""
-    tracker = carbonmonitor.Tracker(project="code-bert-demo", name=f"code-bert{quick}",
-                                    quiet=True)
+    # not quiet: the forecasts (and the one-line result) are shown on stderr as they come
+    tracker = carbonmonitor.Tracker(project="code-bert-demo", name=f"code-bert{quick}")
     tracker.start()
     open_phase: list[object] = []
 

@@ -124,6 +124,8 @@ class Tracker:
                                                   basis=opts.intensity_basis)
         self.sampling: Sampling = sampling
         self.quiet = quiet
+        if not quiet:
+            _show_messages()
         self._argv = argv
         selection = select_backends(opts.backend, ProbeContext(
             opts, self.clock, os.environ if environ is None else environ))
@@ -1405,6 +1407,20 @@ def _guard(func: Callable[[], Any], default: Any) -> Any:
         log.warning("carbonmonitor: internal step %s failed; continuing",
                     getattr(func, "__name__", "?"), exc_info=True)
         return default
+
+
+def _show_messages() -> None:
+    """Make the run's summary and forecasts visible when the program configured no logging:
+    a stderr handler on the ``carbonmonitor`` logger at INFO, added once, only while neither
+    that logger nor the root logger has a handler (a program that configures logging, or
+    passes ``quiet=True``, keeps full control)."""
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
 
 
 class PhaseHandle:
