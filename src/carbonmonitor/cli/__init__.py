@@ -128,7 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
     from carbonmonitor.cli.intensity import add_parser as add_intensity
 
     add_intensity(commands)
+    from carbonmonitor.cli.report import add_parser as add_report
+
+    add_report(commands)
+    add_advice(commands)
     return parser
+
+
+def add_advice(commands: Any) -> None:
+    """``carbonmonitor advice RUN``: what would cut this run's footprint, with the evidence."""
+    from carbonmonitor.cli.store import add_db
+
+    parser = commands.add_parser(
+        "advice", allow_abbrev=False, help="what would cut a run's footprint, with evidence",
+        description="Advice for a stored run, each item with the numbers behind it and its "
+                    "estimated saving, largest first; nothing when no rule's numbers justify "
+                    "advice (docs/advice.md).")
+    parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix), or 'last'")
+    add_db(parser)
 
 
 def _store_commands(commands: Any) -> None:
@@ -198,6 +215,12 @@ def _main(argv: Sequence[str] | None) -> int:
             from carbonmonitor.cli.intensity import intensity_command
 
             return int(intensity_command(args))
+        if args.command == "report":
+            from carbonmonitor.cli.report import report_command
+
+            return int(report_command(args))
+        if args.command == "advice":
+            return _advice_command(args)
         if args.command in ("runs", "show", "export"):
             from carbonmonitor.cli import store
 
@@ -214,3 +237,29 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C before the command started: no traceback
         return EXIT_INTERRUPTED
+
+
+def _advice_command(args: argparse.Namespace) -> int:
+    import carbonmonitor
+    from carbonmonitor.advice import advise
+    from carbonmonitor.summary import mass_text
+
+    result = carbonmonitor.load(args.run, db=args.db)
+    try:
+        series = carbonmonitor.series(result.identity.run_id, db=args.db)
+    except carbonmonitor.StoreError:
+        series = None
+    items = advise(result, series)
+    if not items:
+        print(f"no advice for run {result.identity.run_id}: no rule's numbers justify any "
+              "(docs/advice.md lists the rules and their thresholds)")
+        return 0
+    for i, item in enumerate(items, start=1):
+        saving = (f"saves about {mass_text(item.saving.co2e_g)} CO2e ({item.saving.pct:.0f} %)"
+                  if item.saving else f"no saving figure: {item.no_saving}")
+        print(f"{i}. {item.title} [{item.confidence} confidence; {saving}]")
+        print(f"   evidence: {item.evidence}")
+        print(f"   action:   {item.action}")
+        for caveat in item.caveats:
+            print(f"   caveat:   {caveat}")
+    return 0

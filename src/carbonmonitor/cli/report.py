@@ -1,0 +1,104 @@
+"""``carbonmonitor report RUN``: a stored run's report as one self-contained HTML file or as
+Markdown, optionally with its figures written as SVG and PNG files.
+
+The report goes to ``-o PATH`` (written to a temporary name, then renamed) or to stdout;
+errors go to stderr with exit code 2 (see cli/__init__.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from carbonmonitor.cli import UsageError, say
+
+__all__ = ["add_parser", "report_command"]
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add ``report`` to the ``carbonmonitor`` subcommands; returns its parser."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "report", allow_abbrev=False,
+        help="write a run's report: HTML (figures inline) or Markdown, with a citation",
+        description="Write a stored run's report: headline figures, the carbon-impact and power "
+                    "figures, energy by device, phases, metrics, forecasts, budget events, "
+                    "provenance, flags and a citable paragraph. HTML is one self-contained "
+                    "file (nothing is loaded from elsewhere); Markdown has the same tables.")
+    parser.add_argument("run", metavar="RUN",
+                        help="a run id, a unique prefix of one, or 'last' for the newest run")
+    parser.add_argument("--format", choices=("html", "md"), default=None,
+                        help="html or md (default: from the -o suffix, else html)")
+    parser.add_argument("-o", "--output", metavar="PATH", help="write here (default: stdout)")
+    parser.add_argument("--figures", metavar="DIR",
+                        help="also write the figures to DIR as SVG and PNG (needs matplotlib); "
+                             "a Markdown report links to them")
+    parser.add_argument("--db", metavar="PATH",
+                        help="the run store (default: CARBONMONITOR_DB, config files, or the "
+                             "user data directory)")
+    return parser
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """Run ``carbonmonitor report``; the exit code."""
+    from carbonmonitor.store import open_store
+
+    fmt = args.format or ("md" if args.output and Path(args.output).suffix.lower()
+                          in (".md", ".markdown") else "html")
+    store = open_store(args.db)
+    result = store.load(args.run)
+    series = store.series(result.identity.run_id)
+    out = Path(args.output) if args.output else None
+    figures = _write_figures(result, series, Path(args.figures), out) if args.figures else {}
+    if fmt == "md":
+        from carbonmonitor.report import render_markdown
+
+        text = render_markdown(result, figures=figures)
+    else:
+        from carbonmonitor.report import render_html
+
+        text = render_html(result, series)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    _write(out, text)
+    say(f"carbonmonitor: wrote the {fmt} report of run {result.identity.run_id} to {out}")
+    return 0
+
+
+def _write_figures(result: Any, series: Any, folder: Path, out: Path | None) -> dict[str, str]:
+    """Draw the figures into ``folder``; ``{caption: path}``, relative to the report's folder
+    when the report is written to a file."""
+    from carbonmonitor.plot import impact_figure, power_figure, save_figure
+
+    try:
+        impact = impact_figure(result, series=series)
+        power = power_figure(result, series=series)
+    except ImportError as err:
+        raise UsageError(f"--figures: {err}") from None
+    links = {}
+    run_id = result.identity.run_id
+    for caption, fig, stem in (("Carbon impact", impact, "impact"),
+                               ("Power over time", power, "power")):
+        for suffix in (".png", ".svg"):
+            path = save_figure(fig, folder / f"{run_id}-{stem}{suffix}")
+        base = out.resolve().parent if out is not None else Path.cwd()
+        links[caption] = Path(os.path.relpath(path.resolve(), base)).as_posix()
+    say(f"carbonmonitor: wrote the figures of run {run_id} to {folder}")
+    return links
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder, then rename: never half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

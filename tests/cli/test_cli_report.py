@@ -1,0 +1,127 @@
+"""``carbonmonitor report RUN`` through the real CLI (a subprocess), on runs stored with the
+fake backend."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+from cli_helpers import run_cli
+
+import carbonmonitor
+from carbonmonitor import FakeBackend, ManualClock, Tracker
+from carbonmonitor.summary import energy_text, mass_text
+
+
+def make_run(db: Path) -> str:
+    """100 W cpu + 10 W memory: 8 s of training then 2 s of evaluation."""
+    clock = ManualClock(start_wall=1_764_000_000.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 100.0, "memory": 10.0})], clock=clock,
+                sampling="manual", quiet=True, db=str(db), name="resnet", country="DE")
+    t.start()
+    with t.phase("train"):
+        clock.advance(8)
+        t.tick()
+        t.add_work(samples=256)
+    with t.phase("eval"):
+        clock.advance(2)
+        t.tick()
+    return t.stop().identity.run_id
+
+
+class Text(HTMLParser):
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.tags: set[str] = set()
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def test_report_last_writes_a_self_contained_html_file(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    run_id = make_run(db)
+    out = tmp_path / "reports" / "x.html"
+    done = run_cli(["report", "last", "-o", str(out), "--db", str(db)])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and str(out) in done.stderr
+    page = out.read_text(encoding="utf-8")
+    result = carbonmonitor.load(run_id, db=str(db))
+    parsed = Text(page)
+    text = " ".join("".join(parsed.parts).split())
+    assert run_id in text and "resnet" in text
+    assert energy_text(result.energy_j) in text and mass_text(result.co2e_g) in text
+    assert "svg" in parsed.tags and "script" not in parsed.tags
+    assert not list(out.parent.glob(".x.html.*"))  # no temporary file left behind
+
+
+def test_markdown_with_figures_links_the_files_it_wrote(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    run_id = make_run(db)
+    out, figures = tmp_path / "report.md", tmp_path / "figs"
+    done = run_cli(["report", run_id[:-2], "-o", str(out), "--figures", str(figures),
+                    "--db", str(db)])
+    assert done.returncode == 0, done.stderr
+    md = out.read_text(encoding="utf-8")  # the .md suffix chose Markdown
+    assert md.startswith("# Carbon report: resnet")
+    for stem in ("impact", "power"):
+        assert (figures / f"{run_id}-{stem}.png").read_bytes()[:4] == b"\x89PNG"
+        svg = figures / f"{run_id}-{stem}.svg"
+        assert svg.read_text(encoding="utf-8").lstrip().startswith("<?xml")
+        assert f"(<figs/{run_id}-{stem}.svg>)" in md
+    done = run_cli(["report", "last", "--format", "md", "--db", str(db)])
+    assert done.returncode == 0 and done.stdout.startswith("# Carbon report: resnet")
+
+
+def test_an_unknown_run_says_so_and_how_to_find_one(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    make_run(db)
+    done = run_cli(["report", "nope", "-o", str(tmp_path / "x.html"), "--db", str(db)])
+    assert done.returncode == 2
+    assert done.stderr.startswith("carbonmonitor: error: no run 'nope'")
+    assert "`carbonmonitor runs` lists the run ids" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "x.html").exists()
+
+
+def test_advice_prints_each_item_with_its_evidence_or_says_there_is_none(tmp_path: Path) -> None:
+    """A run in Poland whose training is 80 % of its energy: the cleaner-place and dominant-
+    phase rules speak, with their numbers (carbonmonitor.advice decides; this is the CLI)."""
+    from carbonmonitor.advice import advise
+
+    db = tmp_path / "runs.db"
+    clock = ManualClock(start_wall=1_764_000_000.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 100.0})], clock=clock, sampling="manual",
+                quiet=True, db=str(db), country="PL")
+    t.start()
+    with t.phase("train"):
+        clock.advance(80)
+        t.tick()
+    with t.phase("eval"):
+        clock.advance(20)
+        t.tick()
+    result = t.stop()
+    expected = advise(result, carbonmonitor.series(result.identity.run_id, db=str(db)))
+    assert {a.code for a in expected} >= {"cleaner-place", "dominant-phase"}
+    done = run_cli(["advice", "last", "--db", str(db)])
+    assert done.returncode == 0, done.stderr
+    for i, item in enumerate(expected, start=1):
+        assert f"{i}. {item.title}" in done.stdout
+        assert f"evidence: {item.evidence}" in done.stdout
+    assert f"saves about {mass_text(expected[0].saving.co2e_g)}" in done.stdout
+
+    clean = tmp_path / "clean.db"
+    clock = ManualClock(start_wall=1_764_000_000.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 100.0})], clock=clock, sampling="manual",
+                quiet=True, db=str(clean), country="SE")
+    t.start()
+    clock.advance(10)
+    t.stop()
+    done = run_cli(["advice", "last", "--db", str(clean)])
+    assert done.returncode == 0 and "no advice for run" in done.stdout
+    missing = run_cli(["advice", "nope", "--db", str(clean)])
+    assert missing.returncode == 2 and "carbonmonitor runs" in missing.stderr
