@@ -25,7 +25,9 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 TORCH_SPEC = os.environ.get("DEV_TORCH_SPEC", "torch==2.13.0")
-EXTRAS = "demo,test"
+# The demo needs only its own extra; the test suite needs both (and a venv that has both
+# serves the demo too).
+EXTRAS = {"demo": "demo", "test": "demo,test"}
 
 
 def _say(message: str) -> None:
@@ -37,23 +39,27 @@ def _pip(*args: str) -> None:
                    check=True, cwd=ROOT)
 
 
-def ensure_env() -> None:
+def _digest(extras: str) -> str:
+    return hashlib.sha256(b"".join(
+        (ROOT / name).read_bytes() for name in ("pyproject.toml", "dev.py"))
+        + TORCH_SPEC.encode() + extras.encode()).hexdigest()
+
+
+def ensure_env(extras: str) -> None:
     if sys.version_info < (3, 10):  # noqa: UP036 (dev.py may be started by an older Python)
         sys.exit(f"carbonmonitor needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     stamp = VENV / ".carbonmonitor-stamp"
-    digest = hashlib.sha256(b"".join(
-        (ROOT / name).read_bytes() for name in ("pyproject.toml", "dev.py"))
-        + TORCH_SPEC.encode()).hexdigest()
-    if PY.exists() and stamp.exists() and stamp.read_text() == digest:
+    if PY.exists() and stamp.exists() and stamp.read_text() in (
+            _digest(extras), _digest(EXTRAS["test"])):
         return
     if not PY.exists():
         _say(f"creating {VENV}")
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     _say(f"installing {TORCH_SPEC} (CPU build where available)")
     _pip(TORCH_SPEC)
-    _say(f"installing carbonmonitor[{EXTRAS}] (editable)")
-    _pip("-e", f".[{EXTRAS}]")
-    stamp.write_text(digest)
+    _say(f"installing carbonmonitor[{extras}] (editable)")
+    _pip("-e", f".[{extras}]")
+    stamp.write_text(_digest(extras))
 
 
 def main(argv: list[str]) -> int:
@@ -61,7 +67,7 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
-    ensure_env()
+    ensure_env(EXTRAS[command])
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     if command == "demo":
         cmd = [str(PY), "-m", "examples.code_bert", *rest]

@@ -50,7 +50,7 @@ def test_quick_demo_is_monitored_reported_stored_and_drawn(tmp_path: Path) -> No
 
     # the work the callback counted equals what the pipeline printed, stage by stage
     printed = {m[0]: (int(m[1]), int(m[2]), int(m[3])) for m in re.findall(
-        r"^(pre-training|fine-tuning): .* (\d+) epochs, \d+ steps, (\d+) samples, (\d+) tokens",
+        r"^(pre-training|fine-tuning): .* (\d+) epochs?, \d+ steps, (\d+) samples, (\d+) tokens",
         out, re.M)}
     assert set(printed) == {"pre-training", "fine-tuning"}
     for stage, (_, samples, tokens) in printed.items():

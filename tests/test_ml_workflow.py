@@ -419,3 +419,18 @@ def test_run_name_and_id_for_integrations() -> None:
                 argv=("python", "train.py", "--lr", "3e-4"))
     assert (t.run_name, t.run_id) == ("train", None)  # before start: no id yet
     assert t.start().stop().identity.name == t.run_name
+
+
+def test_re_accounting_moves_the_forecast_too() -> None:
+    t, clock = tracker()
+    t.begin_progress("fit", total=10)
+    for i in range(1, 4):
+        clock.advance(10)
+        t.progress(i)
+    result = t.stop("interrupted")
+    moved = carbonmonitor.reaccount(result, country="SE")
+    f, g = result.forecast, moved.forecast
+    assert g.energy_j == f.energy_j
+    assert g.co2e_g == pytest.approx(f.co2e_g * moved.intensity.g_per_kwh
+                                     / result.intensity.g_per_kwh)
+    assert g.co2e_g < f.co2e_g

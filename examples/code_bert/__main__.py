@@ -31,7 +31,8 @@ def format_report(report: Report) -> str:
     ]
     for stage in report.stages:
         lines.append(
-            f"{stage.name}: {stage.duration_s:.1f} s, {stage.epochs:g} epochs, {stage.steps} "
+            f"{stage.name}: {stage.duration_s:.1f} s, {stage.epochs:g} "
+            f"epoch{'' if stage.epochs == 1 else 's'}, {stage.steps} "
             f"steps, {stage.samples} samples, {stage.tokens} tokens (non-padding), "
             f"loss {stage.losses[0]:.2f} -> {stage.losses[-1]:.2f}")
     lines += [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from carbonmonitor.facts import Flag
+from carbonmonitor.facts import JOULES_PER_KWH, Flag
 from carbonmonitor.records import RunResult, sum_uncertainty
 
 __all__ = ["reaccount"]
@@ -101,8 +101,15 @@ def reaccount(run: RunResult | str, *, country: str | None = None,
                       f"({intensity.zone_name} {intensity.year}, PUE {pue_record.value:g}); "
                       f"measured in {result.location.describe()} at "
                       f"{result.intensity.g_per_kwh:g} g/kWh{note}", ""))
+    envelope = envelope_for(location, intensity)
+    grams_per_joule = pue_record.value * intensity.g_per_kwh / JOULES_PER_KWH
+    forecasts = tuple(dataclasses.replace(  # the same predicted energy at the new factor
+        f, co2e_g=f.energy_j * grams_per_joule,
+        co2e_low_g=f.energy_low_j * grams_per_joule * (envelope.low_ratio if envelope else 1),
+        co2e_high_g=f.energy_high_j * grams_per_joule * (envelope.high_ratio if envelope else 1))
+        for f in result.forecasts)
     return dataclasses.replace(result, location=location, intensity=intensity, pue=pue_record,
-                               emissions=emissions, flags=tuple(flags))
+                               emissions=emissions, flags=tuple(flags), forecasts=forecasts)
 
 
 def _asked(result: RunResult, name: str) -> Any:

@@ -14,7 +14,11 @@ def energy_text(joules: float, like: float | None = None) -> str:
         return f"{wh / 1000:.3f} kWh"
     if scale >= 0.01:
         return f"{wh:.3f} Wh"
-    return f"{joules:.2f} J"
+    if abs(joules if like is None else like) >= 1 or joules == 0:
+        return f"{joules:.2f} J"
+    if abs(joules) >= 1e-3:
+        return f"{joules * 1e3:.3g} mJ"
+    return f"{joules * 1e6:.3g} µJ"
 
 
 def mass_text(grams: float) -> str:
@@ -68,10 +72,12 @@ def _ml_lines(result: RunResult) -> list[str]:
         o = f.outcome
         if o is not None:
             inside = "inside" if o.energy_contained and o.duration_contained else "OUTSIDE"
-            errors = ", ".join(f"{name} {err:+.1%}" for name, err in (
-                ("energy", o.energy_error), ("duration", o.duration_error)) if err is not None)
-            lines.append(f"  outcome  {errors or 'nothing to compare'} off; actual {inside} "
-                         "the interval")
+            errors = ", ".join(
+                f"{name} {abs(err):.1%} too {'high' if err > 0 else 'low'}" for name, err in (
+                    ("energy", o.energy_error), ("duration", o.duration_error))
+                if err is not None)
+            lines.append(f"  outcome  forecast {errors or 'not comparable'}; the actual figures "
+                         f"lay {inside} its interval")
     lines.extend(f"  ! budget: {e.message}" for e in result.budget_events)
     return lines
 
