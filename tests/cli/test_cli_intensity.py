@@ -159,3 +159,12 @@ def test_through_the_real_cli():
     bad = run_cli(["intensity", "US-CAL-CSIO"])
     assert bad.returncode == 2 and bad.stdout == ""
     assert "Did you mean 'US-CAL-CISO' (California ISO)?" in bad.stderr
+
+
+def test_a_search_that_finds_nothing_says_how_to_ask_for_a_cloud_region() -> None:
+    done = run_cli(["intensity", "--search", "us-west-1"])
+    assert done.returncode == 0
+    assert "no zone or country matches 'us-west-1'" in done.stderr
+    assert "carbonmonitor intensity us-west-1" in done.stderr
+    direct = run_cli(["intensity", "us-west-1"])
+    assert direct.returncode == 0 and "us-west-1" in direct.stdout

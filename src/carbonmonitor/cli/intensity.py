@@ -100,7 +100,9 @@ def _list(args: argparse.Namespace) -> None:
         print(json.dumps([asdict(f) for f in found], indent=2))
         return
     if not found:
-        print(f"no zone or country matches {args.search!r}", file=sys.stderr)
+        print(f"no zone or country matches {args.search!r} (--search looks at zone and "
+              f"country ids and names; for a cloud region, ask for it directly: "
+              f"carbonmonitor intensity {args.search})", file=sys.stderr)
         return
     rows = [(f.kind, f.key, f.name, f.country_iso3, *_cells(f.lifecycle),
              _number(f.operational), _source(f.lifecycle)) for f in found]
