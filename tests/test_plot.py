@@ -160,7 +160,7 @@ def datetime_utc(epoch: float) -> datetime:
 
 def test_phase_breakdown_gives_top_level_phases_and_the_rest(run: Run) -> None:
     stages = phase_breakdown(run.result)
-    assert [s.label for s in stages] == ["pre-training", "fine-tuning", "outside phases"]
+    assert [s.label for s in stages] == ["pre-training", "fine-tuning", "between phases"]
     g_per_j = run.result.co2e_g / run.result.energy_j
     for stage in stages[:2]:
         phase = run.result.phase(stage.label)
@@ -287,7 +287,7 @@ def test_several_runs_are_stages_and_their_what_if_is_summed(tmp_path: Path) -> 
         carbonmonitor.reaccount(r, country="PL").co2e_g for r in results), rel=1e-12)
     own = next(p for p in data["what_if"] if p["own"])
     assert own["co2e_g"] == pytest.approx(sum(r.co2e_g for r in results), rel=1e-12)
-    assert own["label"] == "as measured (several places)"
+    assert own["label"] == "several places"
 
 
 def test_png_and_svg_are_written_and_user_text_stays_text(tmp_path: Path) -> None:
@@ -355,3 +355,46 @@ def test_a_run_without_a_stored_series_says_how_to_plot_it() -> None:
     assert "what_if" not in figure_data(fig)
     with pytest.raises(ValueError, match="carries no carbonmonitor data"):
         figure_data(object())  # type: ignore[arg-type]
+
+
+def test_stage_labels_use_one_unit_each_and_shares_add_up(run: Run) -> None:
+    fig = impact_figure(run.result, places=())
+    stages = phase_breakdown(run.result)
+    labels = [by_gid(fig, f"stage-label-{i}").get_text() for i in range(len(stages))]
+    mass, energy = figure_data(fig)["units"]["stages_co2e"][0], figure_data(fig)["units"][
+        "stages_energy"][0]
+    for label, stage in zip(labels, stages, strict=True):
+        co2e, rest = label.split("\n")
+        value, unit = co2e.split(" ")
+        assert unit == mass
+        amount, unit, _, _ = rest.split(" ")
+        assert unit == energy
+        assert float(amount) == pytest.approx(
+            stage.energy_j / figure_data(fig)["units"]["stages_energy"][1], rel=5e-3)
+    assert sum(int(label.rsplit(" ", 1)[1].rstrip("%")) for label in labels) == 100
+
+
+def test_phase_names_fit_whole_inside_their_span_and_the_axes(run: Run) -> None:
+    # a 0.2 s phase at the very start: too narrow for its name, which is left out, not cut
+    spans = [("preparation", 0.0, 0.2), *run.series.spans]
+    series = Series(run.series.run_id, run.series.t_s, run.series.energy_j, spans)
+    for fig in (impact_figure(run.result, places=(), series=series),
+                power_figure(run.result, series)):
+        renderer = fig.canvas.get_renderer()
+        shown = []
+        for label in fig.findobj(lambda a: str(a.get_gid()).startswith("span-label-")):
+            if not label.get_visible():
+                continue
+            ax = label.axes
+            name, start, end = [s for s in spans if "/" not in s[0]][
+                int(label.get_gid().rsplit("-", 1)[1])]
+            box = label.get_window_extent(renderer)
+            axes = ax.get_window_extent(renderer)
+            lo = ax.transData.transform((start / 1.0, 0))[0]
+            hi = ax.transData.transform((end / 1.0, 0))[0]
+            assert label.get_text() == name
+            assert axes.x0 <= box.x0 and box.x1 <= axes.x1
+            assert lo <= box.x0 + 1 and box.x1 <= hi + 1
+            shown.append(name)
+        assert "preparation" not in shown
+        assert {"pre-training", "fine-tuning"} <= set(shown)

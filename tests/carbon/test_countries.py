@@ -83,5 +83,6 @@ def test_common_names_resolve_through_the_curated_alias_table() -> None:
 @pytest.mark.parametrize(("name", "alpha3"), [("Deutschland", "DEU"), ("Österreich", "AUT"),
                                               ("Osterreich", "AUT"), ("Sverige", "SWE")])
 def test_a_countrys_own_name_is_understood(name: str, alpha3: str) -> None:
-    """'Deutschland' once got "Did you mean 'Netherlands'?": a wrong suggestion is worse than none."""
+    """'Deutschland' once got "Did you mean 'Netherlands'?": a wrong suggestion is worse than
+    none."""
     assert resolve_country(name).alpha3 == alpha3

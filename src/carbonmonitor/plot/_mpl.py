@@ -27,6 +27,9 @@ MASS_UNITS = (("kg", 1000.0), ("g", 1.0), ("mg", 1e-3))
 TIME_UNITS = (("h", 3600.0 * 3), ("min", 60.0 * 3), ("s", 0.0))
 _TIME_SIZE = {"h": 3600.0, "min": 60.0, "s": 1.0}
 POWER_UNITS = (("kW", 1000.0), ("W", 0.0))
+# kWh from 1 kWh, Wh from 0.01 Wh (36 J), J below: thresholds, not sizes (as for time)
+ENERGY_UNITS = (("kWh", 3.6e6), ("Wh", 36.0), ("J", 0.0))
+_ENERGY_SIZE = {"kWh": 3.6e6, "Wh": 3600.0, "J": 1.0}
 
 
 def new_figure(**kwargs: Any) -> Figure:
@@ -118,6 +121,12 @@ def time_unit(seconds: float) -> tuple[str, float]:
     """(unit, seconds per unit) for a duration: s up to 3 min, min up to 3 h, then h."""
     unit, _ = pick_unit(seconds, TIME_UNITS)
     return unit, _TIME_SIZE[unit]
+
+
+def energy_unit(joules: float) -> tuple[str, float]:
+    """(unit, joules per unit) for a largest energy: kWh, Wh or (below 0.01 Wh) J."""
+    unit, _ = pick_unit(joules, ENERGY_UNITS)
+    return unit, _ENERGY_SIZE[unit]
 
 
 def power_unit(watts: float) -> tuple[str, float]:

@@ -30,7 +30,7 @@ from carbonmonitor.store import Series
 __all__ = ["Stage", "cumulative_co2e", "phase_breakdown", "power_series", "run_stages",
            "total_energy", "total_power"]
 
-OUTSIDE_PHASES = "outside phases"
+OUTSIDE_PHASES = "between phases"  # before, between and after the top-level phases
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,16 @@ class Stage:
     co2e_high_g: float
     duration_s: float
     count: int = 1
+
+    @property
+    def co2e_energy_low_g(self) -> float:
+        """The CO2e interval's low end from the energy interval alone (the factor as used)."""
+        return self.energy_low_j * self.co2e_g / self.energy_j if self.energy_j > 0 else 0.0
+
+    @property
+    def co2e_energy_high_g(self) -> float:
+        """The CO2e interval's high end from the energy interval alone (the factor as used)."""
+        return self.energy_high_j * self.co2e_g / self.energy_j if self.energy_j > 0 else 0.0
 
 
 def power_series(series: Series) -> dict[str, tuple[list[float], list[float]]]:
@@ -132,7 +142,7 @@ def _mean_factor(lo: float, hi: float, bins: Sequence[tuple[float, float, float]
 def phase_breakdown(result: RunResult) -> list[Stage]:
     """Energy and CO2e of each top-level phase (nested ``"a/b"`` phases are inside their
     parent), in the order the phases first opened, then the energy drawn outside every phase
-    when there is any.
+    when there is any (labelled ``"between phases"``: before, between and after them).
 
     CO2e uses the run's mean factor (``co2e_g / energy_j``). A phase's CO2e interval is its
     energy interval at the run's factor interval (the factor's spread that the run's CO2e

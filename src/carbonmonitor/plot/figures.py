@@ -34,6 +34,7 @@ from carbonmonitor.summary import mass_text
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
 __all__ = ["impact_figure", "power_figure"]
 
@@ -48,6 +49,10 @@ OTHER = "#9AA5B1"
 LINE = "#1B3A57"
 POWER = "#7F7F7F"
 NOTE = "#555555"
+ERROR = "#222222"     # the energy interval: the error bar proper
+ENVELOPE = "#A8A8A8"  # with the emission factor's hourly spread: lighter and thinner
+LABEL_BOX = {"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none",
+             "alpha": 0.85}
 
 
 def impact_figure(runs: Runs, *, places: Sequence[Place] = DEFAULT_PLACES,
@@ -93,7 +98,7 @@ def impact_figure(runs: Runs, *, places: Sequence[Place] = DEFAULT_PLACES,
     data: dict[str, Any] = {"kind": "impact", "carbonmonitor": __version__,
                             "run_ids": [r.identity.run_id for r in results]}
     _stage_panel(axes["a"], stages, colours, "phase" if one and len(stages) > 1 else "run", data)
-    _timeline_panel(axes["b"], pairs, colours, data)
+    labels = _timeline_panel(axes["b"], pairs, colours, data)
     extra = []
     if impacts:
         _what_if_panel(axes["c"], impacts, data)
@@ -101,6 +106,7 @@ def impact_figure(runs: Runs, *, places: Sequence[Place] = DEFAULT_PLACES,
             sorted({f"{p.source} {p.year}" for p in impacts})))
     fig.suptitle(_title(results), fontsize=13, fontweight="bold")
     _footer(fig, _mpl.footnote(results, extra))
+    _fit_span_labels(fig, axes["b"], labels)
     _mpl.attach(fig, data)
     if out is not None:
         _mpl.save_figure(fig, out)
@@ -138,7 +144,7 @@ def power_figure(run: RunResult | str, series: Series | None = None, *,
             ax.stairs([w / psize for w in watts], [t / tsize for t in t_s], baseline=None,
                       color=PALETTE[i % len(PALETTE)], linewidth=1.8,
                       label=text(domain + how), gid=gid("power", domain))
-    _shade_spans(ax, stored.spans, tsize, _colours(_phase_names(result)))
+    _, labels = _shade_spans(ax, stored.spans, tsize, _colours(_phase_names(result)))
     ax.set_ylim(0, peak_w / psize * 1.12 or 1.0)  # room for the phase names at the top
     ax.set_xlim(left=0)
     ax.set_xlabel(f"Time since start ({tunit})")
@@ -148,6 +154,7 @@ def power_figure(run: RunResult | str, series: Series | None = None, *,
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
     _footer(fig, _mpl.footnote([result]))
+    _fit_span_labels(fig, ax, labels)
     _mpl.attach(fig, {
         "kind": "power", "carbonmonitor": __version__, "run_id": result.identity.run_id,
         "units": {"time": [tunit, tsize], "power": [punit, psize]},
@@ -235,7 +242,8 @@ def _title(results: Sequence[RunResult]) -> str:
             f"Carbon impact of {len(results)} runs: "
             + ", ".join(r.identity.name for r in results[:4]) + (" ..." if len(results) > 4
                                                                   else ""))
-    where = sorted({r.location.describe() for r in results})
+    where = sorted({"location unknown (world average)" if r.location.status == "unknown"
+                    else r.location.describe() for r in results})
     return text(f"{head}\n{mass_text(co2e)} CO2e · {_energy(energy)} · "
                 f"{seconds / tsize:.3g} {tunit} · {'; '.join(where)}")
 
@@ -268,48 +276,98 @@ def _energy(joules: float) -> str:
 
 def _stage_panel(ax: Axes, stages: Sequence[Stage], colours: dict[str, str], what: str,
                  data: dict[str, Any]) -> None:
-    """(a) CO2e per stage with its interval, labelled with energy and share."""
+    """(a) CO2e per stage with its interval, labelled with energy and share, one unit each."""
     unit, size = _mpl.mass_unit(max(s.co2e_high_g for s in stages))
+    eunit, esize = _mpl.energy_unit(max(s.energy_j for s in stages))
     xs = list(range(len(stages)))
-    err = [[(s.co2e_g - s.co2e_low_g) / size for s in stages],
-           [(s.co2e_high_g - s.co2e_g) / size for s in stages]]
-    bars = ax.bar(xs, [s.co2e_g / size for s in stages], yerr=err, capsize=4, width=0.6,
-                  color=[colours.get(s.label, OUTSIDE) for s in stages],
-                  error_kw={"ecolor": "#333333", "elinewidth": 1})
-    total_g = sum(s.co2e_g for s in stages) or 1.0
-    for i, (bar, s) in enumerate(zip(bars, stages, strict=True)):
+    bars = ax.bar(xs, [s.co2e_g / size for s in stages], width=0.6,
+                  color=[colours.get(s.label, OUTSIDE) for s in stages])
+    spread = _intervals(ax, xs, [(s.co2e_g, s.co2e_energy_low_g, s.co2e_energy_high_g,
+                                  s.co2e_low_g, s.co2e_high_g) for s in stages], size, "y")
+    shares = _shares([s.co2e_g for s in stages])
+    for i, (bar, s, share) in enumerate(zip(bars, stages, shares, strict=True)):
         bar.set_gid(gid("stage", str(i)))
-        ax.annotate(f"{_mass(s.co2e_g, unit, size)}\n{_energy(s.energy_j)} · "
-                    f"{s.co2e_g / total_g:.0%}", (i, s.co2e_high_g / size), xytext=(0, 3),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
+        ax.annotate(f"{_mass(s.co2e_g, unit, size)}\n{s.energy_j / esize:.3g} {eunit} · {share}",
+                    (i, max(s.co2e_energy_high_g, s.co2e_g) / size), xytext=(0, 3),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                    bbox=LABEL_BOX, zorder=4, gid=gid("stage-label", str(i)))
     long = max(len(s.label) for s in stages) > 12 and len(stages) > 2
     ax.set_xticks(xs, [text(s.label) for s in stages], rotation=20 if long else 0,
                   ha="right" if long else "center")
-    ax.set_ylim(0, max(s.co2e_high_g for s in stages) / size * 1.3 or 1.0)
+    ax.set_ylim(0, max(max(s.co2e_high_g for s in stages) * 1.08,  # room for the labels
+                       max(max(s.co2e_energy_high_g, s.co2e_g) for s in stages) * 1.3)
+                / size or 1.0)
     ax.set_ylabel(f"CO2e ({unit})")
-    ax.set_title(f"(a) CO2e by {what} (error bars: interval)", loc="left")
+    ax.set_title(f"(a) CO2e by {what}" + ("" if spread else " (error bars: interval)"),
+                 loc="left")
+    if spread:
+        ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
     ax.grid(axis="y", alpha=0.3)
     data["stages"] = [dataclasses.asdict(s) for s in stages]
-    data.setdefault("units", {})["stages_co2e"] = [unit, size]
+    units = data.setdefault("units", {})
+    units["stages_co2e"] = [unit, size]
+    units["stages_energy"] = [eunit, esize]
+
+
+def _intervals(ax: Axes, at: Sequence[float], values: Sequence[tuple[float, ...]], size: float,
+               axis: str, offset: float = 0.0) -> bool:
+    """Error bars at ``at`` for ``(co2e, energy low, energy high, low, high)`` grams: the
+    energy interval dark, the whole interval (with the factor's hourly spread) light and thin,
+    behind it or ``offset`` beside it. True when the factor's spread shows (it then has a
+    legend line)."""
+    def bounds(lo: int, hi: int) -> list[list[float]]:
+        return [[(v[0] - v[lo]) / size for v in values], [(v[hi] - v[0]) / size for v in values]]
+
+    mids = [v[0] / size for v in values]
+    spread = any(abs(v[3] - v[1]) + abs(v[4] - v[2]) > 1e-9 * max(v[4], 1e-12) for v in values)
+    for lo, hi, colour, width, cap, label in (
+            (3, 4, ENVELOPE, 1.0, 2.0, "with the emission factor's hourly range"),
+            (1, 2, ERROR, 1.4, 4.0, "CO2e interval from energy")):
+        if lo == 3 and not spread:
+            continue
+        style: dict[str, Any] = {"fmt": "none", "ecolor": colour, "elinewidth": width,
+                                 "capsize": cap, "zorder": 3, "label": label if spread else None}
+        where = [a + offset for a in at] if lo == 3 else list(at)
+        if axis == "y":
+            ax.errorbar(where, mids, yerr=bounds(lo, hi), **style)
+        else:
+            ax.errorbar(mids, where, xerr=bounds(lo, hi), **style)
+    return spread
+
+
+def _shares(grams: Sequence[float]) -> list[str]:
+    """Each part's share of the total in whole percent, adding up to 100 % as printed
+    (largest remainders); a part that rounds to 0 but is not 0 reads ``<1%``."""
+    total = sum(grams)
+    if total <= 0:
+        return ["0%"] * len(grams)
+    exact = [g / total * 100 for g in grams]
+    whole = [math.floor(e) for e in exact]
+    order = sorted(range(len(exact)), key=lambda i: whole[i] - exact[i])
+    for i in order[:100 - sum(whole)]:
+        whole[i] += 1
+    return [f"{w}%" if w or g <= 0 else "<1%" for w, g in zip(whole, grams, strict=True)]
 
 
 def _timeline_panel(ax: Axes, pairs: Sequence[tuple[RunResult, Series]],
-                    colours: dict[str, str], data: dict[str, Any]) -> None:
-    """(b) cumulative CO2e (interval as a band) per run; for one run also its total power on
-    a second axis and its top-level phases shaded."""
+                    colours: dict[str, str], data: dict[str, Any]) -> list[SpanLabel]:
+    """(b) cumulative CO2e (its energy interval as a band; the factor's hourly range, which
+    panel (a) draws, named in the legend) per run; for one run also its total power on a
+    second axis and its top-level phases shaded. Returns the phase names to fit."""
     tunit, tsize = _mpl.time_unit(max(_duration(r, s) for r, s in pairs))
     curves = [(r, *cumulative_co2e(s, r)) for r, s in pairs]
-    top = max((g[-1] * _ratios(r)[1] for r, _, g in curves if g), default=0.0)
+    top = max((g[-1] * max(_ratios(r)[1], 1.0) for r, _, g in curves if g), default=0.0)
     munit, msize = _mpl.mass_unit(top)
-    labels = [s.label for s in run_stages([r for r, _ in pairs])]
+    run_names = [s.label for s in run_stages([r for r, _ in pairs])]
     one = len(pairs) == 1
     timeline: dict[str, Any] = {"runs": {}}
-    for (r, t_s, grams), label in zip(curves, labels, strict=True):
+    for (r, t_s, grams), label in zip(curves, run_names, strict=True):
         colour = LINE if one else colours.get(label, LINE)
         xs, ys = [t / tsize for t in t_s], [g / msize for g in grams]
         low, high = _ratios(r)
         ax.fill_between(xs, [y * low for y in ys], [y * high for y in ys], color=colour,
-                        alpha=0.15, linewidth=0, label="CO2e interval" if one else None,
+                        alpha=0.06, linewidth=0,  # light: the line, not the wedge, leads
+                        label="CO2e interval from energy" if one else None,
                         gid=gid("cumulative-co2e-interval", r.identity.run_id))
         ax.plot(xs, ys, color=colour, linewidth=2.2, zorder=3,
                 label=text("CO2e, cumulative" if one else label),
@@ -317,9 +375,16 @@ def _timeline_panel(ax: Axes, pairs: Sequence[tuple[RunResult, Series]],
         timeline["runs"][r.identity.run_id] = {"t_s": t_s, "co2e_g": grams}
     units: dict[str, Any] = {"time": [tunit, tsize], "co2e": [munit, msize]}
     handles, names = ax.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    note = _envelope_note(pairs[0][0], munit, msize) if one else None
+    if note is not None:
+        handles.append(Line2D([], [], linestyle="none"))
+        names.append(note)
+    labels: list[SpanLabel] = []
     if one:
         result, stored = pairs[0]
-        timeline["spans"] = _shade_spans(ax, stored.spans, tsize, colours)
+        timeline["spans"], labels = _shade_spans(ax, stored.spans, tsize, colours)
         t_s, watts = total_power(stored)
         punit, psize = _mpl.power_unit(max((w for w in watts if math.isfinite(w)),
                                            default=0.0))
@@ -349,32 +414,79 @@ def _timeline_panel(ax: Axes, pairs: Sequence[tuple[RunResult, Series]],
     ax.grid(alpha=0.3)
     data["timeline"] = timeline
     data.setdefault("units", {})["timeline"] = units
+    return labels
 
 
 def _ratios(result: RunResult) -> tuple[float, float]:
-    """The run's CO2e interval relative to its CO2e (1, 1 when it has none)."""
-    em = result.emissions
-    if em.co2e_g <= 0:
+    """The run's energy interval relative to its energy (1, 1 when it has none)."""
+    unc = result.energy_uncertainty
+    if result.energy_j <= 0:
         return 1.0, 1.0
-    return em.uncertainty.low / em.co2e_g, em.uncertainty.high / em.co2e_g
+    return unc.low / result.energy_j, unc.high / result.energy_j
+
+
+def _envelope_note(result: RunResult, unit: str, size: float) -> str | None:
+    """The whole CO2e interval at the end, when the factor's hourly range widens it."""
+    unc, (low, high) = result.emissions.uncertainty, _ratios(result)
+    co2e = result.co2e_g
+    if co2e <= 0 or (abs(unc.low - co2e * low) + abs(unc.high - co2e * high)) <= 1e-9 * co2e:
+        return None
+    return (f"with the factor's hourly range: {unc.low / size:.3g}..{unc.high / size:.3g} "
+            f"{unit} at the end")
 
 
 def _shade_spans(ax: Axes, spans: Sequence[tuple[str, float, float]], tsize: float,
-                 colours: dict[str, str]) -> list[list[Any]]:
-    """Shade each top-level phase span and name it (each wide span, else its first one)."""
+                 colours: dict[str, str]) -> tuple[list[list[Any]], list[SpanLabel]]:
+    """Shade each top-level phase span; its name goes on each wide span, else its first one,
+    where :func:`_fit_span_labels` finds room for it."""
     top = [(p, a, b) for p, a, b in spans if "/" not in p]
     width = max((b for _, _, b in top), default=0.0) or 1.0
-    named: set[str] = set()
+    labels = []
     for i, (name, start, end) in enumerate(top):
         colour = colours.get(name, OUTSIDE)
         ax.axvspan(start / tsize, end / tsize, color=colour, alpha=0.13, linewidth=0,
                    gid=gid("span", str(i)))
-        if name not in named or (end - start) / width > 0.08:
-            named.add(name)
-            ax.text((start + end) / 2 / tsize, 0.98, text(name), ha="center", va="top",
-                    fontsize=8, color="#222222", clip_on=True,
-                    transform=ax.get_xaxis_transform())
-    return [[p, a, b] for p, a, b in top]
+        label = ax.text((start + end) / 2 / tsize, 0.98, text(name), ha="center", va="top",
+                        fontsize=8, color="#222222", transform=ax.get_xaxis_transform(),
+                        gid=gid("span-label", str(i)))
+        label.set_in_layout(False)  # placed after the layout, so it must not move it
+        labels.append(SpanLabel(label, name, start / tsize, end / tsize,
+                                (end - start) / width > 0.08))
+    return [[p, a, b] for p, a, b in top], labels
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanLabel:
+    """A phase name over its span (``start``..``end`` in the axis' time unit)."""
+
+    artist: Text
+    name: str
+    start: float
+    end: float
+    wide: bool
+
+
+def _fit_span_labels(fig: Figure, ax: Axes, labels: Sequence[SpanLabel]) -> None:
+    """Lay the figure out, then keep each phase name inside its span and the axes, whole: a
+    name that does not fit its span is left out (each phase is named where it first fits, and
+    on every wide span), never cut."""
+    if not labels:
+        return
+    fig.draw_without_rendering()  # the layout: the axes' final size in pixels
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    box = ax.get_window_extent(renderer)
+    to_px = ax.transData.transform
+    named: set[str] = set()
+    for label in labels:
+        text_w = label.artist.get_window_extent(renderer).width
+        left = max(to_px((label.start, 0))[0], box.x0) + 2
+        right = min(to_px((label.end, 0))[0], box.x1) - 2
+        fits = right - left >= text_w and (label.name not in named or label.wide)
+        label.artist.set_visible(fits)
+        if fits:  # centred on the part of the span inside the axes
+            named.add(label.name)
+            label.artist.set_x(ax.transData.inverted().transform(((left + right) / 2, 0))[0])
+
 
 
 def _what_if_panel(ax: Axes, impacts: Sequence[PlaceImpact], data: dict[str, Any]) -> None:
@@ -383,21 +495,23 @@ def _what_if_panel(ax: Axes, impacts: Sequence[PlaceImpact], data: dict[str, Any
     own = next(p for p in impacts if p.own)
     unit, size = _mpl.mass_unit(max(p.co2e_high_g for p in ordered))
     ys = list(range(len(ordered)))
-    err = [[(p.co2e_g - p.co2e_low_g) / size for p in ordered],
-           [(p.co2e_high_g - p.co2e_g) / size for p in ordered]]
-    bars = ax.barh(ys, [p.co2e_g / size for p in ordered], xerr=err, capsize=3, height=0.65,
-                   color=[OWN if p.own else OTHER for p in ordered],
-                   error_kw={"ecolor": "#333333", "elinewidth": 1})
+    bars = ax.barh(ys, [p.co2e_g / size for p in ordered], height=0.65,
+                   color=[OWN if p.own else OTHER for p in ordered])
+    spread = _intervals(ax, ys, [(p.co2e_g, p.co2e_energy_low_g, p.co2e_energy_high_g,
+                                  p.co2e_low_g, p.co2e_high_g) for p in ordered], size, "x",
+                        offset=0.42)  # in the gap under each bar, clear of its label
     for i, (bar, p) in enumerate(zip(bars, ordered, strict=True)):
         bar.set_gid(gid("whatif", str(i)))
         if p.basis != own.basis:
             bar.set_hatch("//")
         change = "" if p.own or own.co2e_g <= 0 else f" ({p.co2e_g / own.co2e_g - 1:+.0%})"
         ax.annotate(f"{_mass(p.co2e_g, unit, size)}{change} · {p.intensity_g_per_kwh:.0f} "
-                    f"g/kWh × PUE {pue_text(p.pue)}", (p.co2e_high_g / size, i), xytext=(4, 0),
-                    textcoords="offset points", va="center", fontsize=8)
-    mine = " (this run)" if len(data["run_ids"]) == 1 else " (these runs)"
-    names = [text(p.label) + (mine if p.own else "")
+                    f"g/kWh × PUE {pue_text(p.pue)}",
+                    (max(p.co2e_energy_high_g, p.co2e_g) / size, i), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize=8, bbox=LABEL_BOX,
+                    zorder=4)
+    mine = "this run: " if len(data["run_ids"]) == 1 else "these runs: "
+    names = [(mine if p.own else "") + text(p.label)
              + (f" [{p.basis}]" if p.basis != own.basis else "") for p in ordered]
     ax.set_yticks(ys, names)
     for tick, p in zip(ax.get_yticklabels(), ordered, strict=True):
@@ -405,7 +519,11 @@ def _what_if_panel(ax: Axes, impacts: Sequence[PlaceImpact], data: dict[str, Any
             tick.set_fontweight("bold")
             tick.set_color(OWN)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(p.co2e_high_g for p in ordered) / size * 1.75 or 1.0)
+    ax.set_xlim(0, max(max(p.co2e_high_g for p in ordered) * 1.05,
+                       max(max(p.co2e_energy_high_g, p.co2e_g) for p in ordered) * 1.75)
+                / size or 1.0)
+    if spread:
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.9)  # cleanest, shortest bars
     years = sorted({p.year for p in ordered})
     year = str(years[0]) if len(years) == 1 else f"{years[0]}-{years[-1]}"
     other = " (hatched: another basis, not comparable)" if any(

@@ -38,13 +38,18 @@ _KEYS = ("country", "zone", "cloud_provider", "cloud_region")
 
 @dataclass(frozen=True)
 class PlaceImpact:
-    """The run's CO2e had its energy been drawn at ``place`` (``own``: where it was drawn)."""
+    """The run's CO2e had its energy been drawn at ``place`` (``own``: where it was drawn).
+
+    ``co2e_low_g``/``co2e_high_g`` bound it with the energy interval and the factor's hourly
+    spread; ``co2e_energy_low_g``/``co2e_energy_high_g`` with the energy interval alone."""
 
     place: str
     label: str
     co2e_g: float
     co2e_low_g: float
     co2e_high_g: float
+    co2e_energy_low_g: float
+    co2e_energy_high_g: float
     intensity_g_per_kwh: float
     pue: float
     basis: str
@@ -93,7 +98,7 @@ def place_of(location: Location) -> str:
 def _label(result: RunResult) -> str:
     where, inten = result.location, result.intensity
     if where.status == "unknown":
-        return "unknown place (world average)"
+        return "world average"
     if where.cloud_region:
         return f"{where.cloud_provider} {where.cloud_region} ({where.country_name})"
     if where.zone:
@@ -122,7 +127,7 @@ def what_if(results: RunResult | Sequence[RunResult], places: Sequence[Place] = 
     own = [_own(r, basis) for r in runs]
     out = [_impact(place_of(own[0].location), own, own=True)]
     if len({place_of(r.location) for r in own}) > 1:
-        out[0] = _impact("as measured", own, own=True, label="as measured (several places)")
+        out[0] = _impact("as measured", own, own=True, label="several places")
     seen = {(place_of(r.location), r.pue.value) for r in own}
     for place in places:
         args = parse_place(place)
@@ -163,6 +168,13 @@ def _impact(place: str, runs: Sequence[RunResult], own: bool = False,
     return PlaceImpact(
         place, label or _label(first), sum(r.co2e_g for r in runs),
         sum(r.emissions.uncertainty.low for r in runs),
-        sum(r.emissions.uncertainty.high for r in runs), first.intensity.g_per_kwh,
+        sum(r.emissions.uncertainty.high for r in runs),
+        sum(_energy_share(r, r.energy_uncertainty.low) for r in runs),
+        sum(_energy_share(r, r.energy_uncertainty.high) for r in runs), first.intensity.g_per_kwh,
         first.pue.value, first.intensity.basis, first.intensity.year, first.intensity.source,
         own)
+
+
+def _energy_share(result: RunResult, energy_j: float) -> float:
+    """The CO2e of ``energy_j`` at the run's own factor (its CO2e per joule)."""
+    return energy_j * result.co2e_g / result.energy_j if result.energy_j > 0 else 0.0
