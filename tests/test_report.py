@@ -9,6 +9,7 @@ back from the store, so what is checked is what ``carbonmonitor report`` would s
 from __future__ import annotations
 
 import dataclasses
+import html
 import re
 import sys
 from html.parser import HTMLParser
@@ -308,3 +309,29 @@ def test_a_run_without_stored_series_still_reports(tmp_path: Path) -> None:
     parsed = Page(render_html(r))
     assert "svg" not in parsed.tags and "No figures" in parsed.all_text
     assert energy_text(r.energy_j) in parsed.all_text
+
+
+def test_the_report_carries_the_runs_advice(tmp_path: Path) -> None:
+    """A run in Poland, 80 % of it one phase: the advice the CLI gives is in both formats."""
+    from carbonmonitor.advice import advise
+
+    db = tmp_path / "runs.db"
+    clock = ManualClock()
+    t = Tracker(backend=[FakeBackend({"cpu": 100.0})], clock=clock, sampling="manual",
+                quiet=True, db=str(db), country="PL")
+    t.start()
+    with t.phase("train"):
+        clock.advance(80)
+        t.tick()
+    with t.phase("eval"):
+        clock.advance(20)
+        t.tick()
+    result = t.stop()
+    items = advise(result, carbonmonitor.series(result.identity.run_id, db=str(db)))
+    assert items
+    page, md = render_html(result), render_markdown(result)
+    assert "Advice" in page and "Advice" in md
+    for item in items:
+        assert html.escape(item.title) in page
+        if item.saving is not None:
+            assert mass_text(item.saving.co2e_g) in page and mass_text(item.saving.co2e_g) in md

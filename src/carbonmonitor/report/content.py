@@ -9,6 +9,7 @@ Numbers are formatted by :mod:`carbonmonitor.summary`, so a report agrees with t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from carbonmonitor._version import __version__
 from carbonmonitor.records import WORK_UNITS, RunResult, Uncertainty, Work, pue_text
@@ -56,11 +57,13 @@ def work_text(work: Work | None) -> str:
                      if getattr(work, unit))
 
 
-def build_report(result: RunResult) -> Report:
-    """Everything a report on ``result`` shows, as text."""
+def build_report(result: RunResult, series: Any = None) -> Report:
+    """Everything a report on ``result`` shows, as text (``series``, the run's stored time
+    series, lets the advice look at power over time)."""
     ident = result.identity
     tables = [_energy_table(result), _phase_table(result), _metric_table(result),
-              _forecast_table(result), _budget_table(result), _provenance_table(result)]
+              _forecast_table(result), _budget_table(result), _advice_table(result, series),
+              _provenance_table(result)]
     return Report(
         title=f"Carbon report: {ident.name}",
         facts=_facts(result),
@@ -168,6 +171,22 @@ def _budget_table(result: RunResult) -> Table:
                                               "At", "Message"), rows)
 
 
+def _advice_table(result: RunResult, series: Any) -> Table:
+    """What would cut the footprint (carbonmonitor.advice), largest saving first; a report
+    without advice says nothing (the rules' thresholds are in docs/advice.md)."""
+    from carbonmonitor.advice import advise
+
+    try:
+        items = advise(result, series)
+    except Exception:  # advice is a reading of the numbers; a report never fails for it
+        return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Action"), ())
+    rows = tuple((a.title, a.evidence,
+                  f"{mass_text(a.saving.co2e_g)} CO2e ({a.saving.pct:.0f} %): {a.saving.how}"
+                  if a.saving else f"not estimated: {a.no_saving}", a.action) for a in items)
+    return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Action"), rows,
+                 note="Each item's numbers come from this run; thresholds: docs/advice.md.")
+
+
 def _provenance_table(result: RunResult) -> Table:
     ident, inten, em = result.identity, result.intensity, result.emissions
     rows = [("Intensity", f"{inten.g_per_kwh:g} g/kWh"),
@@ -205,3 +224,14 @@ def _provenance_table(result: RunResult) -> Table:
     rows.append(("Samples", f"{result.sample_count}"))
     rows.append(("Software", f"{ident.python} on {ident.platform}"))
     return Table("provenance", "Provenance", ("Item", "Value"), tuple(rows))
+
+
+def stored_series(result: RunResult) -> Any:
+    """The run's stored time series, or None when it was not stored or cannot be read."""
+    from carbonmonitor.errors import CarbonMonitorError
+    from carbonmonitor.plot.figures import _series
+
+    try:
+        return _series(result, None)
+    except (CarbonMonitorError, OSError):
+        return None

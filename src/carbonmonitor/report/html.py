@@ -70,8 +70,12 @@ def render_html(result: RunResult, series: Series | None = None) -> str:
         >>> render_html(run.result).startswith("<!DOCTYPE html>")
         True
     """
-    report = build_report(result)
     figures, note = figure_svgs(result, series)
+    if series is None:
+        from carbonmonitor.report.content import stored_series
+
+        series = stored_series(result)
+    report = build_report(result, series)
     parts = [_head(report), _header(report), _headline(report), _figures(figures, note)]
     parts.extend(_table(t) for t in report.tables)
     parts.append(_flags(report))
