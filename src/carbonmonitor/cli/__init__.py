@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     from carbonmonitor.cli.report import add_parser as add_report
 
     add_report(commands)
+    from carbonmonitor.cli.compare import add_parser as add_compare
+
+    add_compare(commands)
     add_advice(commands)
     return parser
 
@@ -215,6 +218,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from carbonmonitor.cli.intensity import intensity_command
 
             return int(intensity_command(args))
+        if args.command == "compare":
+            from carbonmonitor.cli.compare import compare_command
+
+            return int(compare_command(args))
         if args.command == "report":
             from carbonmonitor.cli.report import report_command
 

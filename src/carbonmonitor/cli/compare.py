@@ -1,0 +1,184 @@
+"""``carbonmonitor compare``: stored runs, or groups of them, side by side, ranked by CO2e, as a
+table, CSV or JSON, with an optional figure (quality against CO2e and its Pareto front).
+
+The output goes to ``-o PATH`` or stdout; notes and errors go to stderr (errors: exit code 2,
+see cli/__init__.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from carbonmonitor.cli import UsageError, say
+from carbonmonitor.compare import Comparison, Spread
+from carbonmonitor.summary import duration_text, energy_text, mass_text
+
+__all__ = ["add_parser", "compare_command", "format_table"]
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add ``compare`` to the ``carbonmonitor`` subcommands; returns its parser."""
+    from carbonmonitor.cli.store import add_db
+
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "compare", allow_abbrev=False,
+        help="compare runs or groups of runs: energy, CO2e, per-unit costs, quality",
+        description="Compare stored runs, one by one or grouped (by name, project, tag or a "
+                    "parameter: seeds of one model give a mean and a spread), ranked by CO2e, "
+                    "with per-sample and per-1k-token figures, a quality metric and the Pareto "
+                    "front of quality against CO2e (docs/compare.md).")
+    parser.add_argument("runs", nargs="*", metavar="RUN",
+                        help="run ids (or unique prefixes, or 'last'); none: the runs the "
+                             "filters select")
+    parser.add_argument("--project", help="only runs of this project")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
+                        help="only runs with this tag (repeat, or a,b: runs with all of them)")
+    parser.add_argument("--since", metavar="WHEN",
+                        help="only runs started since WHEN: 2026-11-01, or an age such as 7d")
+    parser.add_argument("--by", default="run", metavar="GROUP",
+                        help="run (default), name, project, tag or param:KEY")
+    parser.add_argument("--metric", metavar="NAME",
+                        help="the quality metric (default: the first one every run logged "
+                             "with a direction)")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                        help="table (default), csv or json (raw SI numbers)")
+    parser.add_argument("-o", "--output", metavar="PATH", help="write here (default: stdout)")
+    parser.add_argument("--figure", metavar="PATH",
+                        help="also draw the comparison to PATH (.svg or .png; needs "
+                             "matplotlib)")
+    add_db(parser)
+    return parser
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """Run ``carbonmonitor compare``; the exit code."""
+    from carbonmonitor.compare import compare
+
+    results = _selected(args)
+    table = compare(results, by=args.by, metric=args.metric)
+    if args.figure:
+        _figure(table, args.figure)
+    if args.format == "csv":
+        text = table.to_csv()
+    elif args.format == "json":
+        text = table.to_json(indent=2) + "\n"
+    else:
+        text = format_table(table) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        from carbonmonitor.cli.report import _write
+
+        try:
+            _write(Path(args.output), text)
+        except OSError as err:
+            raise UsageError(f"cannot write --output {args.output!r} ({err.strerror or err}); "
+                             "choose a writable path") from err
+        say(f"carbonmonitor: wrote the comparison of {len(results)} run(s) to {args.output}")
+    if table.note:
+        say(f"note: {table.note}")
+    return 0
+
+
+def _selected(args: argparse.Namespace) -> list[Any]:
+    from carbonmonitor.store import open_store
+
+    store = open_store(args.db)
+    tags = [t for item in args.tag for t in item.split(",") if t.strip()]
+    filters = {"--project": args.project, "--tag": ",".join(tags) or None,
+               "--since": args.since}
+    given = ", ".join(f"{k} {v}" for k, v in filters.items() if v)
+    if args.runs:
+        if given:
+            raise UsageError(f"give run ids or filters ({given}), not both")
+        return [store.load(run) for run in args.runs]
+    if not store.path.exists():
+        raise UsageError(f"no runs to compare: the store {store.path} does not exist (runs are "
+                         "stored there once tracked; --db names another store)")
+    found = list(store.runs(project=args.project, tags=tags, since=args.since))
+    if not found:
+        where = f"runs matching {given}" if given else "runs"
+        same = " (with the same filters)" if given else ""
+        raise UsageError(f"no {where} in {store.path}; `carbonmonitor runs{same}` lists the "
+                         "runs there are")
+    return found
+
+
+def _figure(table: Comparison, path: str) -> None:
+    from carbonmonitor.compare import compare_figure
+
+    try:
+        compare_figure(table, path=path)
+    except ImportError as err:
+        raise UsageError(f"--figure: {err}") from None
+    say(f"carbonmonitor: wrote the figure to {path}")
+
+
+def format_table(table: Comparison) -> str:
+    """The comparison as aligned text: one line per group; each column in one unit, chosen from
+    its largest figure as the summary chooses it; groups show mean ± std [min..max]."""
+    rows = table.rows
+    columns: list[tuple[str, str, Callable[[float], str], dict[str, float]]] = [
+        ("DURATION", "duration_s", duration_text, TIME),
+        ("ENERGY", "energy_j", energy_text, ENERGY),
+        ("CO2e", "co2e_g", mass_text, MASS),
+        ("ENERGY/SAMPLE", "energy_per_sample_j", energy_text, ENERGY),
+        ("CO2e/SAMPLE", "co2e_per_sample_g", mass_text, MASS),
+        ("ENERGY/1k TOK", "energy_per_1k_tokens_j", energy_text, ENERGY),
+        ("CO2e/1k TOK", "co2e_per_1k_tokens_g", mass_text, MASS)]
+    header = ["#", table.by.upper(), "N", "BASIS"]
+    cells: list[list[str]] = [[str(r.rank), r.group, str(r.n), ",".join(r.bases)] for r in rows]
+    for title, name, text, units in columns:
+        spreads: list[Spread | None] = [getattr(r, name) for r in rows]
+        known = [s.high for s in spreads if s is not None]
+        if not known:  # nobody counted that unit
+            continue
+        unit = text(max(known, key=abs)).split()[-1]
+        header.append(f"{title} ({unit})")
+        for line, spread in zip(cells, spreads, strict=True):
+            line.append(_cell(spread, units[unit]))
+    if table.metric:
+        header.append(f"{table.metric} (best)")
+        for line, r in zip(cells, rows, strict=True):
+            line.append(_cell(r.quality, 1.0))
+    header.append("PARETO")
+    for line, r in zip(cells, rows, strict=True):
+        line.append("yes" if r.pareto else "")
+    out = _aligned(header, cells)
+    if any(r.n > 1 for r in rows):
+        out.append("groups: mean ± standard deviation [min..max] over their runs")
+    if table.mixed_bases:
+        out.append("the ranking mixes emission-factor bases: see the note")
+    return "\n".join(out)
+
+
+# the units the summary's texts end in, and their size in SI units
+TIME = {"h": 3600.0, "min": 60.0, "s": 1.0}
+ENERGY = {"kWh": 3.6e6, "Wh": 3600.0, "J": 1.0, "mJ": 1e-3, "µJ": 1e-6}
+MASS = {"kg": 1000.0, "g": 1.0, "mg": 1e-3, "µg": 1e-6}
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:#.3g}"
+
+
+def _cell(spread: Spread | None, size: float) -> str:
+    if spread is None:
+        return "-"
+    mean = _number(spread.mean / size)
+    if spread.std is None:
+        return mean
+    return (f"{mean} ± {_number(spread.std / size)} "
+            f"[{_number(spread.low / size)}..{_number(spread.high / size)}]")
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    left = {1, 3}
+    return ["  ".join(c.ljust(w) if i in left else c.rjust(w)
+                      for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            for row in (header, *rows)]

@@ -1,0 +1,398 @@
+"""Compare stored runs, or groups of them (seeds of one model): duration, energy, CO2e, per-unit
+costs and a quality metric, ranked by CO2e, with the Pareto front of quality against CO2e.
+
+Each group's figures are the mean, the range (min..max) and, from two runs on, the sample
+standard deviation of its runs' figures. CO2e is location-based; ``bases`` lists the
+emission-factor bases involved, and a ranking across more than one basis says so in ``note``.
+The figure (:func:`compare_figure`) needs the ``plot`` extra; nothing else here does.
+
+Example:
+    >>> import tempfile, carbonmonitor
+    >>> from carbonmonitor.compare import compare
+    >>> db = tempfile.mkdtemp() + "/runs.db"
+    >>> for name in ("small", "large"):
+    ...     with carbonmonitor.track(backend="fake", db=db, name=name, quiet=True) as run:
+    ...         run.log_metric("accuracy", 0.9)
+    >>> table = compare(carbonmonitor.runs(db=db), by="name")
+    >>> sorted(row.group for row in table.rows), table.metric
+    (['large', 'small'], 'accuracy')
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from carbonmonitor.errors import ConfigError
+from carbonmonitor.records import RunResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["Comparison", "GroupRow", "Spread", "compare", "compare_figure", "pareto_front"]
+
+BY = ("run", "name", "project", "tag")  # and "param:<key>"
+# per-unit columns: (column stem, UnitCost.per)
+UNITS = (("per_sample", "sample"), ("per_1k_tokens", "1k tokens"))
+NO_TAG = "(no tag)"
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean, range and spread of one figure over ``n`` runs (``std``: sample standard deviation,
+    None for a single run)."""
+
+    mean: float
+    low: float
+    high: float
+    std: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(statistics.fmean(values), min(values), max(values),
+                   statistics.stdev(values) if len(values) >= 2 else None, len(values))
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One group of runs: its figures (SI units: s, J, g), rank by mean CO2e (1: lowest) and
+    whether it is on the Pareto front of quality against CO2e. Per-unit figures cover the
+    runs that counted that unit (None: none did); ``quality`` is each run's best value of the
+    comparison's metric (None: no run of the group has it)."""
+
+    group: str
+    run_ids: tuple[str, ...]
+    duration_s: Spread
+    energy_j: Spread
+    co2e_g: Spread
+    bases: tuple[str, ...]
+    energy_per_sample_j: Spread | None
+    co2e_per_sample_g: Spread | None
+    energy_per_1k_tokens_j: Spread | None
+    co2e_per_1k_tokens_g: Spread | None
+    quality: Spread | None
+    rank: int
+    pareto: bool
+
+    @property
+    def n(self) -> int:
+        return len(self.run_ids)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What :func:`compare` returns: ``rows`` ranked by mean CO2e, lowest first."""
+
+    by: str
+    metric: str | None
+    direction: Literal["higher", "lower"] | None
+    rows: tuple[GroupRow, ...]
+    bases: tuple[str, ...]
+    note: str = ""  # why the ranking needs care (mixed bases, a metric without a direction)
+
+    @property
+    def mixed_bases(self) -> bool:
+        return len(self.bases) > 1
+
+    @property
+    def front(self) -> tuple[GroupRow, ...]:
+        """The Pareto-front groups, by CO2e."""
+        return tuple(r for r in self.rows if r.pareto)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (SI units), ``mixed_bases`` included."""
+        out = asdict(self)
+        out["mixed_bases"] = self.mixed_bases
+        for row, plain in zip(self.rows, out["rows"], strict=True):
+            plain["n"] = row.n
+        return out
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def write_csv(self, out: TextIO) -> None:
+        """One line per group, raw SI numbers: ``<figure>_mean``, ``_min``, ``_max``, ``_std``."""
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(csv_header())
+        for row in self.rows:
+            writer.writerow(_csv_row(row, self))
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        self.write_csv(buffer)
+        return buffer.getvalue()
+
+
+SPREADS = ("duration_s", "energy_j", "co2e_g", "energy_per_sample_j", "co2e_per_sample_g",
+           "energy_per_1k_tokens_j", "co2e_per_1k_tokens_g", "quality")
+
+
+def csv_header() -> list[str]:
+    cols = ["group", "n", "run_ids", "rank", "pareto", "bases", "metric"]
+    for name in SPREADS:
+        cols += [f"{name}_mean", f"{name}_min", f"{name}_max", f"{name}_std"]
+    return cols
+
+
+def _csv_row(row: GroupRow, table: Comparison) -> list[Any]:
+    cells: list[Any] = [row.group, row.n, " ".join(row.run_ids), row.rank, row.pareto,
+                        " ".join(row.bases), table.metric or ""]
+    for name in SPREADS:
+        s: Spread | None = getattr(row, name)
+        cells += ["", "", "", ""] if s is None else [
+            repr(s.mean), repr(s.low), repr(s.high), "" if s.std is None else repr(s.std)]
+    return cells
+
+
+def compare(runs_or_ids: Sequence[RunResult | str], *, by: str = "run",
+            metric: str | None = None, db: str | os.PathLike[str] | None = None) -> Comparison:
+    """Compare runs one by one or in groups, ranked by mean CO2e.
+
+    Args:
+        runs_or_ids: results, run ids (or unique prefixes, or ``"last"``), or both.
+        by: ``"run"``, ``"name"``, ``"project"``, ``"tag"`` (a run is in one group per tag) or
+            ``"param:<key>"`` (a group per value of that parameter).
+        metric: the quality metric (each run's best value, by its direction); default: the
+            first metric with a direction that every run has (none: no quality column).
+        db: the store to load ids from.
+
+    Raises:
+        ConfigError: no runs, a bad ``by``, or a ``metric`` no run has (the message lists the
+            metrics there are). StoreError: an id not stored.
+    """
+    results = _load(runs_or_ids, db)
+    if not results:
+        raise ConfigError("nothing to compare: no runs given; `carbonmonitor runs` lists the "
+                          "stored runs")
+    groups = _groups(results, by)
+    name, direction = _metric(results, metric)
+    rows = [_row(label, members, name) for label, members in groups.items()]
+    rows.sort(key=lambda r: (r.co2e_g.mean, r.group))
+    front = pareto_front([(r.quality.mean if r.quality else None, r.co2e_g.mean) for r in rows],
+                         direction)
+    rows = [_ranked(r, i + 1, i in front) for i, r in enumerate(rows)]
+    bases = tuple(sorted({r.emissions.basis for r in results}))
+    notes = []
+    if len(bases) > 1:
+        notes.append(f"these runs' CO2e mix emission-factor bases ({', '.join(bases)}): the "
+                     "ranking mixes bases; re-account them on one basis to compare")
+    if name is not None and direction is None:
+        notes.append(f"metric {name!r} has no direction (higher or lower is better): no "
+                     "Pareto front")
+    return Comparison(by, name, direction, tuple(rows), bases, "; ".join(notes))
+
+
+def pareto_front(points: Sequence[tuple[float | None, float]],
+                 direction: Literal["higher", "lower"] | None) -> set[int]:
+    """Indices of the ``(quality, co2e_g)`` points no other point dominates (at least as good
+    on both, better on one); points without a quality, or no direction, are never on it.
+
+    Example:
+        >>> sorted(pareto_front([(0.9, 10.0), (0.8, 5.0), (0.7, 6.0)], "higher"))
+        [0, 1]
+    """
+    if direction is None:
+        return set()
+    sign = 1.0 if direction == "higher" else -1.0
+    known = [(i, sign * q, c) for i, (q, c) in enumerate(points) if q is not None]
+    return {i for i, q, c in known
+            if not any(q2 >= q and c2 <= c and (q2 > q or c2 < c) for _, q2, c2 in known)}
+
+
+def _load(items: Sequence[RunResult | str], db: str | os.PathLike[str] | None
+          ) -> list[RunResult]:
+    if not any(isinstance(item, str) for item in items):
+        return [item for item in items if isinstance(item, RunResult)]
+    from carbonmonitor.store import open_store
+
+    store = open_store(None if db is None else os.fspath(db))
+    return [store.load(item) if isinstance(item, str) else item for item in items]
+
+
+def _groups(results: Sequence[RunResult], by: str) -> dict[str, list[RunResult]]:
+    if by not in BY and not (by.startswith("param:") and by[6:]):
+        raise ConfigError(f"cannot group runs by {by!r}: use run, name, project, tag or "
+                          "param:KEY (e.g. param:lr)")
+    groups: dict[str, list[RunResult]] = {}
+    for r in results:
+        ident = r.identity
+        if by == "run":  # the name and the id's random tail; the whole id where that repeats
+            short = f"{ident.name} ({ident.run_id[-8:]})" if ident.name else ident.run_id
+            keys = [ident.run_id if short in groups else short]
+        elif by in ("name", "project"):
+            keys = [getattr(ident, by) or "(none)"]
+        elif by == "tag":
+            keys = list(ident.tags) or [NO_TAG]
+        else:
+            key = by[6:]
+            keys = [f"{key}={ident.params[key]}" if key in ident.params else f"{key} unset"]
+        for key in keys:
+            groups.setdefault(key, []).append(r)
+    return groups
+
+
+def _metric(results: Sequence[RunResult], name: str | None
+            ) -> tuple[str | None, Literal["higher", "lower"] | None]:
+    """The metric to compare on and its direction (from the first run that knows it)."""
+    have = list(dict.fromkeys(m.name for r in results for m in r.metrics))
+    if name is None:
+        for m in results[0].metrics:
+            if m.direction and all(any(o.name == m.name and o.direction for o in r.metrics)
+                                   for r in results):
+                return m.name, m.direction
+        return None, None
+    if name not in have:
+        listed = f"metrics there are: {', '.join(have)}" if have else "these runs logged none"
+        raise ConfigError(f"no run here has a metric {name!r}; {listed}")
+    directions = [m.direction for r in results for m in r.metrics
+                  if m.name == name and m.direction]
+    return name, directions[0] if directions else None
+
+
+def _spread(values: Sequence[float | None]) -> Spread | None:
+    known = [v for v in values if v is not None and math.isfinite(v)]
+    return Spread.of(known) if known else None
+
+
+def _unit(r: RunResult, per: str, what: str) -> float | None:
+    for cost in r.unit_costs:
+        if cost.per == per:
+            return float(getattr(cost, what))
+    return None
+
+
+def _best(r: RunResult, metric: str | None) -> float | None:
+    if metric is None:
+        return None
+    for m in r.metrics:
+        if m.name == metric:
+            return m.best
+    return None
+
+
+def _row(label: str, runs: list[RunResult], metric: str | None) -> GroupRow:
+    per: dict[str, Spread | None] = {}
+    for stem, unit in UNITS:
+        per[f"energy_{stem}_j"] = _spread([_unit(r, unit, "energy_j") for r in runs])
+        per[f"co2e_{stem}_g"] = _spread([_unit(r, unit, "co2e_g") for r in runs])
+    return GroupRow(
+        group=label, run_ids=tuple(r.identity.run_id for r in runs),
+        duration_s=Spread.of([r.duration_s for r in runs]),
+        energy_j=Spread.of([r.energy_j for r in runs]),
+        co2e_g=Spread.of([r.co2e_g for r in runs]),
+        bases=tuple(sorted({r.emissions.basis for r in runs})),
+        quality=_spread([_best(r, metric) for r in runs]), rank=0, pareto=False, **per)
+
+
+def _ranked(row: GroupRow, rank: int, pareto: bool) -> GroupRow:
+    from dataclasses import replace
+
+    return replace(row, rank=rank, pareto=pareto)
+
+
+# -- the figure ------------------------------------------------------------------------------
+
+POINT = "#0072B2"
+FRONT = "#D55E00"
+
+
+def compare_figure(table: Comparison, *, path: str | os.PathLike[str] | None = None) -> Figure:
+    """Quality against CO2e (means, bars from min to max, the Pareto front as a step line,
+    each point labelled) beside bars of mean CO2e per group; only the bars without a metric.
+    ``figure_data(fig)`` gives the plotted numbers; ``path`` also saves it (.png or .svg).
+
+    Raises:
+        ImportError: matplotlib is missing (the message says ``pip install
+            'carbonmonitor[plot]'``). ConfigError: a bad suffix.
+    """
+    from carbonmonitor.plot import _mpl
+    from carbonmonitor.plot._mpl import gid, text
+
+    _mpl.check_path(path)
+    scatter = [r for r in table.rows if r.quality is not None]
+    fig = _mpl.new_figure(figsize=(12 if scatter else 7, 5), layout="constrained")
+    unit, size = _mpl.mass_unit(max(r.co2e_g.high for r in table.rows))
+    if scatter:
+        ax, bars_ax = fig.subplots(1, 2, width_ratios=(3, 2))
+        _scatter(ax, table, scatter, unit, size, gid, text)
+    else:
+        bars_ax = fig.subplots()
+    labels = [text(r.group + (f" ({', '.join(r.bases)})" if table.mixed_bases else ""))
+              for r in table.rows]
+    bars = bars_ax.barh(range(len(table.rows)), [r.co2e_g.mean / size for r in table.rows],
+                        color=[FRONT if r.pareto else POINT for r in table.rows],
+                        xerr=[[(r.co2e_g.mean - r.co2e_g.low) / size for r in table.rows],
+                              [(r.co2e_g.high - r.co2e_g.mean) / size for r in table.rows]],
+                        capsize=3)
+    for i, bar in enumerate(bars):
+        bar.set_gid(gid("compare-bar", str(i)))
+    bars_ax.set_yticks(range(len(labels)), labels)
+    bars_ax.invert_yaxis()
+    bars_ax.set_xlabel(f"CO2e ({unit}), mean; bars: min..max")
+    title = f"CO2e by {table.by}" + (" (mixed emission-factor bases)" if table.mixed_bases
+                                      else f" ({', '.join(table.bases)} basis)")
+    fig.suptitle(text(title))
+    if table.note:  # below the panels: the layout leaves it a strip of its own
+        from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+        engine = fig.get_layout_engine()
+        if isinstance(engine, ConstrainedLayoutEngine):
+            engine.set(rect=(0, 0.05, 1, 0.95))
+        fig.text(0.01, 0.005, text("note: " + table.note), fontsize=7, va="bottom")
+    _mpl.attach(fig, _data(table, scatter))
+    if path is not None:
+        _mpl.save_figure(fig, path)
+    return fig
+
+
+def _scatter(ax: Any, table: Comparison, rows: Sequence[GroupRow], unit: str, size: float,
+             gid: Any, text: Any) -> None:
+    for i, r in enumerate(rows):
+        q = r.quality
+        assert q is not None
+        x = r.co2e_g.mean / size
+        ax.errorbar([x], [q.mean], xerr=[[x - r.co2e_g.low / size], [r.co2e_g.high / size - x]],
+                    yerr=[[q.mean - q.low], [q.high - q.mean]], fmt="o", capsize=3,
+                    color=FRONT if r.pareto else POINT, gid=gid("compare-point", str(i)))
+        ax.annotate(text(r.group), (x, q.mean), xytext=(4, 4), textcoords="offset points",
+                    fontsize=8, gid=gid("compare-label", str(i)))
+    xs, ys = _front_line(table, size)
+    if xs:
+        ax.step(xs, ys, where="post", color=FRONT, linestyle="--", label="Pareto front",
+                gid="compare-front")
+        ax.legend(loc="best", fontsize=8)
+    arrow = {"higher": "higher is better", "lower": "lower is better"}.get(
+        table.direction or "", "direction unknown")
+    ax.set_xlabel(f"CO2e ({unit}), mean; bars: min..max")
+    ax.set_ylabel(text(f"{table.metric} (best per run; {arrow})"))
+
+
+def _front_line(table: Comparison, size: float) -> tuple[list[float], list[float]]:
+    """The front's points by CO2e (the step line joins them), in the figure's unit."""
+    front = sorted((r for r in table.front if r.quality is not None),
+                   key=lambda r: r.co2e_g.mean)
+    return ([r.co2e_g.mean / size for r in front],
+            [r.quality.mean for r in front if r.quality is not None])
+
+
+def _data(table: Comparison, scatter: Sequence[GroupRow]) -> dict[str, Any]:
+    from carbonmonitor._version import __version__
+
+    return {
+        "carbonmonitor": __version__, "kind": "compare", "by": table.by,
+        "metric": table.metric, "direction": table.direction, "bases": list(table.bases),
+        "groups": [r.group for r in table.rows],
+        "co2e_g": [[r.co2e_g.mean, r.co2e_g.low, r.co2e_g.high] for r in table.rows],
+        "points": [{"group": r.group, "co2e_g": r.co2e_g.mean,
+                    "quality": r.quality.mean if r.quality else None, "pareto": r.pareto}
+                   for r in scatter],
+        "front": [r.group for r in table.front],
+    }
