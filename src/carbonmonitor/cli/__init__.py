@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     from carbonmonitor.cli.compare import add_parser as add_compare
 
     add_compare(commands)
+    from carbonmonitor.cli.dashboard import add_parser as add_dashboard
+
+    add_dashboard(commands)
     add_advice(commands)
     return parser
 
@@ -218,6 +221,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from carbonmonitor.cli.intensity import intensity_command
 
             return int(intensity_command(args))
+        if args.command == "dashboard":
+            from carbonmonitor.cli.dashboard import dashboard_command
+
+            return int(dashboard_command(args))
         if args.command == "compare":
             from carbonmonitor.cli.compare import compare_command
 

@@ -1,0 +1,179 @@
+"""The dashboard's HTML pages: the runs list (with the live panel), a comparison, and errors.
+
+Every user-supplied string goes through :func:`html.escape`; the only script is a fixed inline
+one, allowed by a per-response nonce, that fetches JSON and writes it with ``textContent``, so no
+stored string is ever parsed as HTML or script. Numbers are formatted as the summary does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from html import escape
+from urllib.parse import quote, urlencode
+
+from carbonmonitor.compare import Comparison, Spread
+from carbonmonitor.records import RunResult
+from carbonmonitor.report.html import _CSS
+from carbonmonitor.summary import duration_text, energy_text, mass_text
+
+__all__ = ["compare_page", "csp", "error_page", "live_rows", "runs_page"]
+
+POLL_MS = 2000
+
+_EXTRA_CSS = """
+nav{margin:0 0 1rem}nav a{margin-right:1rem}
+form.filter{margin:.5rem 0}form.filter input{margin:0 .6rem 0 .2rem}
+#live-status{color:#57606a;font-size:.85rem}
+"""
+
+# Fetches /api/live and updates the live table in place; strings go in through textContent.
+_LIVE_SCRIPT = """
+(function(){
+  var body=document.getElementById("live-body"),status=document.getElementById("live-status");
+  function cell(text){var td=document.createElement("td");td.textContent=text;return td;}
+  function link(run){var td=document.createElement("td"),a=document.createElement("a");
+    a.href="/run/"+encodeURIComponent(run.run_id);a.textContent=run.run_id;td.appendChild(a);
+    return td;}
+  function update(){
+    fetch("/api/live",{cache:"no-store"}).then(function(r){return r.json();}).then(function(d){
+      var rows=[];
+      d.runs.forEach(function(run){var tr=document.createElement("tr");
+        tr.id="live-"+run.run_id;tr.appendChild(link(run));
+        [run.project,run.name,run.duration,run.power,run.energy,run.co2e].forEach(
+          function(t){tr.appendChild(cell(t));});rows.push(tr);});
+      body.replaceChildren.apply(body,rows);
+      status.textContent=d.runs.length+" running; updated "+new Date().toLocaleTimeString();
+      status.dataset.updates=String(Number(status.dataset.updates||"0")+1);
+    }).catch(function(e){status.textContent="live update failed: "+e;});
+  }
+  update();setInterval(update,POLL_MS);
+})();
+""".replace("POLL_MS", str(POLL_MS))
+
+
+def csp(nonce: str | None) -> str:
+    """The Content-Security-Policy: only this server (``'self'``), inline styles, inline SVG
+    figures, and no script but the one carrying ``nonce``."""
+    script = f"'nonce-{nonce}'" if nonce else "'none'"
+    return (f"default-src 'self'; script-src {script}; style-src 'unsafe-inline'; "
+            "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+
+
+def _page(title: str, body: str, *, nonce: str | None = None, script: str = "") -> str:
+    tag = f'<script nonce="{escape(nonce)}">{script}</script>' if nonce and script else ""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body><main>"
+            '<nav id="nav"><a href="/">Runs</a><a href="/compare">Compare</a></nav>'
+            f"{body}{tag}</main></body></html>\n")
+
+
+def _run_link(run_id: str) -> str:
+    return f'<a href="/run/{quote(run_id, safe="")}">{escape(run_id)}</a>'
+
+
+def _table(table_id: str, header: Sequence[str], rows: Iterable[str], body_id: str = "") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    tbody = f' id="{body_id}"' if body_id else ""
+    return (f'<table id="{table_id}"><thead><tr>{head}</tr></thead>'
+            f"<tbody{tbody}>{''.join(rows)}</tbody></table>")
+
+
+def live_rows(live: Sequence[dict[str, str]]) -> list[str]:
+    """The live table's rows, as the script draws them (the page is right before its first
+    update, and without script)."""
+    cells = ("project", "name", "duration", "power", "energy", "co2e")
+    return [f'<tr id="live-{escape(run["run_id"])}"><td>{_run_link(run["run_id"])}</td>'
+            + "".join(f"<td>{escape(run[c])}</td>" for c in cells) + "</tr>" for run in live]
+
+
+def runs_page(runs: Sequence[RunResult], live: Sequence[dict[str, str]], *, nonce: str,
+              project: str = "", tag: str = "") -> str:
+    """``/``: running runs (live), the runs table (newest first) and the projects' totals."""
+    filters = (f'<form class="filter" id="filter" method="get" action="/">'
+               f'<label>project<input name="project" value="{escape(project)}"></label>'
+               f'<label>tag<input name="tag" value="{escape(tag)}"></label>'
+               '<button type="submit">filter</button></form>')
+    live_table = _table("live", ("run", "project", "name", "running for", "power", "energy",
+                                 "CO2e"), live_rows(live), body_id="live-body")
+    rows = []
+    for r in runs:
+        ident = r.identity
+        tags = ", ".join(ident.tags)
+        rows.append(
+            f'<tr id="run-{escape(ident.run_id)}"><td>{_run_link(ident.run_id)}</td>'
+            f"<td>{escape(ident.started_at)}</td><td>{escape(ident.project)}</td>"
+            f"<td>{escape(ident.name)}</td><td>{escape(tags)}</td><td>{escape(r.status)}</td>"
+            f"<td>{escape(duration_text(r.duration_s))}</td>"
+            f"<td>{escape(energy_text(r.energy_j))}</td><td>{escape(mass_text(r.co2e_g))}</td>"
+            f'<td><a href="/compare?{escape(urlencode({"runs": ident.run_id}))}">compare</a>'
+            "</td></tr>")
+    runs_table = _table("runs", ("run", "started", "project", "name", "tags", "status",
+                                 "duration", "energy", "CO2e", ""), rows)
+    ids = ",".join(r.identity.run_id for r in runs[:10])
+    compare_all = (f'<p><a id="compare-shown" href="/compare?{escape(urlencode({"runs": ids}))}">'
+                   "compare the runs shown (up to 10)</a></p>" if len(runs) > 1 else "")
+    body = ("<h1>carbonmonitor dashboard</h1>"
+            '<section id="live-section"><h2>Running now</h2>'
+            f'<p id="live-status">{len(live)} running</p>{live_table}</section>'
+            f'<section id="runs-section"><h2>Runs</h2>{filters}{runs_table}{compare_all}'
+            f"</section>{_projects(runs)}")
+    return _page("carbonmonitor dashboard", body, nonce=nonce, script=_LIVE_SCRIPT)
+
+
+def _projects(runs: Sequence[RunResult]) -> str:
+    totals: dict[str, list[float]] = {}
+    for r in runs:
+        t = totals.setdefault(r.identity.project, [0, 0.0, 0.0])
+        t[0] += 1
+        t[1] += r.energy_j
+        t[2] += r.co2e_g
+    rows = [f'<tr><td><a href="/?{escape(urlencode({"project": p}))}">{escape(p)}</a></td>'
+            f"<td>{int(n)}</td><td>{escape(energy_text(e))}</td><td>{escape(mass_text(c))}</td>"
+            f'<td><a href="/compare?{escape(urlencode({"project": p, "by": "name"}))}">'
+            "compare by name</a></td></tr>" for p, (n, e, c) in sorted(totals.items())]
+    return ('<section id="projects-section"><h2>Projects</h2>'
+            + _table("projects", ("project", "runs", "energy", "CO2e", ""), rows)
+            + "</section>")
+
+
+def _spread(s: Spread | None, show: Callable[[float], str]) -> str:
+    if s is None:
+        return "-"
+    out = show(s.mean)
+    if s.std is not None:
+        out += f" ± {show(s.std)} [{show(s.low)}..{show(s.high)}]"
+    return out
+
+
+def compare_page(table: Comparison, svg: str, note: str) -> str:
+    """``/compare``: the comparison table (ranked by CO2e) and its figure (inline SVG)."""
+    header = ["#", table.by, "n", "basis", "duration", "energy", "CO2e", "energy/sample",
+              "CO2e/sample"]
+    if table.metric:
+        header.append(f"{table.metric} (best)")
+    header += ["Pareto", "runs"]
+    rows = []
+    for r in table.rows:
+        cells = [str(r.rank), r.group, str(r.n), ",".join(r.bases),
+                 _spread(r.duration_s, duration_text), _spread(r.energy_j, energy_text),
+                 _spread(r.co2e_g, mass_text), _spread(r.energy_per_sample_j, energy_text),
+                 _spread(r.co2e_per_sample_g, mass_text)]
+        if table.metric:
+            cells.append(_spread(r.quality, lambda v: f"{v:.4g}"))
+        cells.append("yes" if r.pareto else "")
+        rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells)
+                    + "<td>" + " ".join(_run_link(i) for i in r.run_ids) + "</td></tr>")
+    notes = "".join(f'<p class="note">{escape(n)}</p>' for n in (table.note, note) if n)
+    figure = f'<figure id="compare-figure">{svg}</figure>' if svg else ""
+    body = (f"<h1>Comparison by {escape(table.by)}</h1>"
+            + _table("compare", header, rows) + notes + figure)
+    return _page(f"carbonmonitor: comparison by {table.by}", body)
+
+
+def error_page(title: str, message: str) -> str:
+    """A 404/400 page: what was asked for (as text) and the way back to the list."""
+    body = (f'<h1 id="error">{escape(title)}</h1><p id="error-message">{escape(message)}</p>'
+            '<p><a id="back" href="/">Back to the runs</a></p>')
+    return _page(title, body)

@@ -1,0 +1,250 @@
+"""The dashboard over real HTTP on 127.0.0.1, on runs stored with the fake backend."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+import carbonmonitor
+from carbonmonitor import FakeBackend, ManualClock, Tracker
+from carbonmonitor.dashboard import Dashboard, serve
+from carbonmonitor.errors import StoreError
+from carbonmonitor.summary import duration_text, energy_text, mass_text
+
+IMG = "<img src=x onerror=window.__x=1>"
+SCRIPT = "</script><script>window.__y=1</script>"
+
+
+def make_run(db: Path, *, name: str = "resnet", project: str = "vision",
+             tags: tuple[str, ...] = (), phase: str = "train", metric: str = "accuracy",
+             start_wall: float = 1_764_000_000.0) -> str:
+    """100 W cpu + 10 W memory for 10 s, one phase, one metric."""
+    clock = ManualClock(start_wall=start_wall)
+    t = Tracker(backend=[FakeBackend({"cpu": 100.0, "memory": 10.0})], clock=clock,
+                sampling="manual", quiet=True, db=str(db), name=name, project=project,
+                tags=list(tags), country="DE")
+    t.start()
+    with t.phase(phase):
+        clock.advance(10)
+        t.tick()
+        t.add_work(samples=100)
+    t.log_metric(metric, 0.9)
+    return t.stop().identity.run_id
+
+
+class Parsed(HTMLParser):
+    """Text, tags, and elements by id."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    @property
+    def text(self) -> str:
+        return " ".join("".join(self.parts).split())
+
+    def ids(self) -> set[str]:
+        return {a["id"] or "" for _, a in self.tags if "id" in a}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "runs.db"
+
+
+@pytest.fixture
+def server(db: Path) -> Iterator[Dashboard]:
+    make_run(db)
+    with serve(db) as running:
+        yield running
+
+
+def get(url: str) -> tuple[int, str, dict[str, str]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read().decode("utf-8"), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode("utf-8"), dict(err.headers)
+
+
+def wait_for(condition: Callable[[], Any], deadline_s: float = 10.0) -> Any:
+    end = time.monotonic() + deadline_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.05)
+
+
+def test_binds_loopback_only_on_a_free_port(server: Dashboard) -> None:
+    host, port = server.server_address[:2]
+    assert host == "127.0.0.1" and port != 0
+    assert server.url == f"http://127.0.0.1:{port}/"
+
+
+def test_runs_page_shows_the_stores_numbers(server: Dashboard, db: Path) -> None:
+    make_run(db, name="bert", project="nlp", tags=("seed1",), start_wall=1_764_000_500.0)
+    status, page, headers = get(server.url)
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "script-src 'nonce-" in csp
+    parsed = Parsed(page)
+    nonce = csp.split("'nonce-")[1].split("'")[0]
+    scripts = [a for tag, a in parsed.tags if tag == "script"]
+    assert scripts == [{"nonce": nonce}]  # one script, ours, no src
+    assert {"runs", "live", "live-body", "live-status", "projects", "filter"} <= parsed.ids()
+    runs = carbonmonitor.runs(db=str(db))
+    assert [r.identity.name for r in runs] == ["bert", "resnet"]  # newest first
+    text = parsed.text
+    for r in runs:
+        assert f"run-{r.identity.run_id}" in parsed.ids()
+        for value in (r.identity.run_id, r.identity.project, duration_text(r.duration_s),
+                      energy_text(r.energy_j), mass_text(r.co2e_g)):
+            assert value in text
+    assert text.index("bert") < text.index("resnet")
+    total = sum(r.co2e_g for r in runs if r.identity.project == "nlp")
+    assert mass_text(total) in text
+
+    _, filtered, _ = get(server.url + "?project=nlp")
+    assert "bert" in Parsed(filtered).text and "resnet" not in Parsed(filtered).text
+    _, by_tag, _ = get(server.url + "?tag=seed1")
+    ids = Parsed(by_tag).ids()
+    assert f"run-{runs[0].identity.run_id}" in ids and f"run-{runs[1].identity.run_id}" not in ids
+
+    _, body, headers = get(server.url + "api/runs")
+    assert headers["Content-Type"] == "application/json"
+    data = json.loads(body)["runs"]
+    assert [d["run_id"] for d in data] == [r.identity.run_id for r in runs]
+    assert data[0]["energy_j"] == pytest.approx(runs[0].energy_j)
+    assert data[0]["co2e"] == mass_text(runs[0].co2e_g)
+
+
+def test_run_page_is_the_report_with_a_way_back(server: Dashboard, db: Path) -> None:
+    result = carbonmonitor.load("last", db=str(db))
+    status, page, _ = get(server.url + f"run/{result.identity.run_id}")
+    parsed = Parsed(page)
+    assert status == 200 and "nav" in parsed.ids() and "headline" in parsed.ids()
+    assert energy_text(result.energy_j) in parsed.text and mass_text(result.co2e_g) in parsed.text
+    assert "script" not in {tag for tag, _ in parsed.tags}
+
+
+def test_unknown_run_is_a_404_naming_it(server: Dashboard) -> None:
+    status, page, _ = get(server.url + "run/nope-123")
+    parsed = Parsed(page)
+    assert status == 404 and "nope-123" in parsed.text
+    assert ("a", {"id": "back", "href": "/"}) in parsed.tags
+    status, _, _ = get(server.url + "no/such/page")
+    assert status == 404
+
+
+def test_compare_page_has_the_table_and_figure(server: Dashboard, db: Path) -> None:
+    pytest.importorskip("matplotlib")
+    make_run(db, name="bert", project="vision", start_wall=1_764_000_500.0)
+    runs = carbonmonitor.runs(db=str(db))
+    ids = ",".join(r.identity.run_id for r in runs)
+    status, page, _ = get(server.url + f"compare?runs={ids}")
+    parsed = Parsed(page)
+    assert status == 200 and {"compare", "compare-figure"} <= parsed.ids()
+    assert "svg" in {tag for tag, _ in parsed.tags}
+    for r in runs:
+        assert mass_text(r.co2e_g) in parsed.text and r.identity.run_id in parsed.text
+    status, page, _ = get(server.url + "compare?project=vision&by=name")
+    assert status == 200 and "Comparison by name" in Parsed(page).text
+    status, page, _ = get(server.url + "compare?runs=nope")
+    assert status == 400 and "nope" in Parsed(page).text
+
+
+def test_live_endpoint_follows_a_running_runs_flushes(server: Dashboard, db: Path) -> None:
+    clock = ManualClock(start_wall=1_764_000_100.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 100.0, "memory": 10.0})], clock=clock,
+                sampling="manual", quiet=True, db=str(db), name="live-one", flush_interval=1)
+    t.start()
+    try:
+        clock.advance(2)
+        t.tick()  # due: flushes a provisional result and the samples
+
+        def live() -> list[dict[str, Any]]:
+            return list(json.loads(get(server.url + "api/live")[1])["runs"])
+
+        first = wait_for(lambda: [r for r in live() if r["name"] == "live-one"])[0]
+        assert first["power_w"] == pytest.approx(110.0)
+        assert first["power"] == "110.0 W"
+        clock.advance(3)
+        t.tick()
+        later = wait_for(lambda: [r for r in live() if r["energy_j"] > first["energy_j"]])[0]
+        assert later["energy_j"] == pytest.approx(5 * 110.0)
+        assert later["energy"] == energy_text(later["energy_j"])
+        _, page, _ = get(server.url)
+        assert f"live-{later['run_id']}" in Parsed(page).ids()
+    finally:
+        t.stop()
+    assert wait_for(lambda: not json.loads(get(server.url + "api/live")[1])["runs"])
+
+
+@pytest.mark.parametrize("hostile", [IMG, SCRIPT])
+def test_hostile_strings_are_only_text(tmp_path: Path, hostile: str) -> None:
+    db = tmp_path / "runs.db"
+    run_id = make_run(db, name=hostile, project=hostile, tags=(hostile,), phase=hostile,
+                      metric=hostile)
+    with serve(db) as server:
+        urls = ["", "?project=" + quote(hostile), f"run/{run_id}",
+                f"compare?runs={run_id}", "run/" + quote(hostile)]
+        for url in urls:
+            _, page, _ = get(server.url + url)
+            parsed = Parsed(page)
+            assert "img" not in {tag for tag, _ in parsed.tags}, url
+            scripts = [a for tag, a in parsed.tags if tag == "script"]
+            assert all(set(a) == {"nonce"} for a in scripts) and len(scripts) <= 1, url
+            if scripts:  # the one script is ours: no stored string inside it
+                assert "window.__" not in page.split("<script", 1)[1].split("</script>")[0]
+            if url in ("", f"run/{run_id}"):
+                assert hostile in parsed.text, url
+        for api in ("api/runs", "api/live"):
+            raw = get(server.url + api)[1]
+            assert "<" not in raw and ">" not in raw
+        assert json.loads(get(server.url + "api/runs")[1])["runs"][0]["name"] == hostile
+
+
+def test_a_missing_store_fails_at_startup_with_the_fix(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "runs.db"
+    with pytest.raises(StoreError, match="no run store at .*Fix: .*--db PATH"):
+        serve(missing)
+    from carbonmonitor.cli.dashboard import add_parser, dashboard_command
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["dashboard", "--db", str(missing), "--port", "0"])
+    with pytest.raises(StoreError, match="no run store"):
+        dashboard_command(args)
+
+
+def test_a_non_loopback_host_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from carbonmonitor.cli.dashboard import add_parser, dashboard_command
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["dashboard", "--db", str(tmp_path / "none.db"),
+                              "--host", "0.0.0.0", "--port", "0"])
+    with pytest.raises(StoreError):  # the warning comes before anything is bound
+        dashboard_command(args)
+    assert "readable from the network" in capsys.readouterr().err
