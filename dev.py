@@ -71,7 +71,10 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     if command == "demo":
         cmd = [str(PY), "-m", "examples.code_bert", *rest]
-    else:
+    else:  # the browser tests (tests/e2e/) need Debian's chromium and chromium-driver
+        browser = subprocess.run(["sh", str(ROOT / "scripts" / "install_browser.sh")], cwd=ROOT)
+        if browser.returncode != 0:
+            return browser.returncode
         cmd = [str(PY), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 

@@ -22,11 +22,17 @@ import carbonmonitor
 from carbonmonitor import ConfigError, FakeBackend, ManualClock, StoreError, Tracker
 from carbonmonitor.carbon.live import IntensityBin, hourly_emissions, points_from_series
 from carbonmonitor.plot import (
+    IntensityStep,
     Place,
     cumulative_co2e,
+    device_breakdown,
+    device_figure,
     figure_data,
     impact_figure,
+    intensity_figure,
+    intensity_steps,
     phase_breakdown,
+    phase_devices,
     power_figure,
     power_series,
     run_stages,
@@ -398,3 +404,155 @@ def test_phase_names_fit_whole_inside_their_span_and_the_axes(run: Run) -> None:
             shown.append(name)
         assert "preparation" not in shown
         assert {"pre-training", "fine-tuning"} <= set(shown)
+
+
+# -- the device and intensity figures ------------------------------------------------------
+
+
+def hourly_run(tmp_path: Path) -> Run:
+    """The standard run accounted hour by hour: the hour before 10 s into it at 100 g/kWh,
+    the next with no provider data (the static factor, 999 g/kWh, as a fallback)."""
+    hour = 1_750_000_000.0 - 1_750_000_000.0 % 3600
+    made = make_run(tmp_path, start_wall=hour - 10)
+    zone_bins = [IntensityBin(datetime_utc(hour - 3600), datetime_utc(hour), 100.0,
+                              "lifecycle", "measured", "DE", "test")]
+    points = points_from_series(hour - 10, made.series.t_s, made.series.energy_j)
+    account = hourly_emissions(points, zone_bins, fallback_g_per_kwh=999.0)
+    hourly = tuple(HourBin(r.start_utc.isoformat(), r.end_utc.isoformat(), r.energy_j,
+                           r.g_per_kwh, r.co2e_g,
+                           "fallback: table" if r.source == "fallback" else r.source)
+                   for r in account.rows)
+    result = dataclasses.replace(made.result, emissions=dataclasses.replace(
+        made.result.emissions, co2e_g=account.co2e_g, time_resolved="test", hourly=hourly))
+    return Run(result, made.series, made.db)
+
+
+def assert_text_inside(fig: Any) -> None:
+    """Everything drawn, every label included, lies whole inside the figure (nothing
+    clipped): the tight box of what is drawn is within the page."""
+    fig.draw_without_rendering()
+    tight, page = fig.get_tightbbox(fig.canvas.get_renderer()), fig.bbox_inches
+    assert page.x0 - 0.01 <= tight.x0 and tight.x1 <= page.x1 + 0.01, (tight, page)
+    assert page.y0 - 0.01 <= tight.y0 and tight.y1 <= page.y1 + 0.01, (tight, page)
+
+
+def test_device_breakdown_is_each_device_at_the_runs_factor(run: Run) -> None:
+    devices = device_breakdown(run.result)
+    factor = run.result.co2e_g / run.result.energy_j
+    assert [d.domain for d in devices] == ["cpu", "gpu:0"]
+    for d, f in zip(devices, run.result.energy, strict=True):
+        assert (d.energy_j, d.energy_low_j, d.energy_high_j) == (
+            f.energy_j, f.uncertainty.low, f.uncertainty.high)
+        assert d.co2e_g == pytest.approx(f.energy_j * factor, rel=1e-12)
+        assert d.method == f.method == "counter"
+        assert d.energy_j == pytest.approx(sum(watts(d.domain, i) for i in range(20)))
+    assert sum(d.co2e_g for d in devices) == pytest.approx(run.result.co2e_g, rel=1e-12)
+
+
+def test_phase_devices_split_each_phase_and_the_rest_by_device(run: Run) -> None:
+    rows = dict(phase_devices(run.result))
+    assert list(rows) == ["pre-training", "fine-tuning", "between phases"]
+    for domain in PROFILE:
+        assert rows["pre-training"][domain] == pytest.approx(
+            sum(watts(domain, i) for i in range(4, 12)))
+        assert rows["fine-tuning"][domain] == pytest.approx(
+            sum(watts(domain, i) for i in range(12, 18)))
+        outside = sum(watts(domain, i) for i in (*range(4), 18, 19))
+        assert rows["between phases"][domain] == pytest.approx(outside)
+    assert [sum(r.values()) for r in rows.values()] == pytest.approx(
+        [s.energy_j for s in phase_breakdown(run.result)])
+
+
+def test_device_figure_plots_the_stored_numbers(run: Run) -> None:
+    fig = device_figure(run.result.identity.run_id, db=run.db)
+    data = figure_data(fig)
+    (eunit, esize), (munit, msize) = data["units"]["energy"], data["units"]["co2e"]
+    assert (eunit, munit) == ("Wh", "mg")  # 0.3..0.9 Wh, 100..300 mg
+    devices = device_breakdown(run.result)
+    assert data["devices"] == [dataclasses.asdict(d) for d in devices]
+    for i, d in enumerate(devices):
+        name = d.domain.replace(":", "_")
+        assert by_gid(fig, f"device-energy-{name}").get_height() * esize == pytest.approx(
+            d.energy_j, rel=1e-12)
+        assert by_gid(fig, f"device-co2e-{name}").get_height() * msize == pytest.approx(
+            d.co2e_g, rel=1e-12)
+        assert by_gid(fig, f"device-energy-label-{i}").get_text() == (
+            f"{d.energy_j / esize:.3g} Wh")
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["cpu\ncounter\n(fake)", "gpu:0\ncounter\n(fake)"]
+    psize = data["units"]["phase_energy"][1]
+    for i, (label, per) in enumerate(phase_devices(run.result)):
+        assert data["phases"][i] == {"label": label, "energy_j": per}
+        for domain, joules in per.items():
+            bar = by_gid(fig, f"phase-device-{i}-{domain.replace(':', '_')}")
+            assert bar.get_height() * psize == pytest.approx(joules, rel=1e-12)
+    assert_text_inside(fig)
+
+
+def test_device_figure_without_phases_has_no_phase_panel(tmp_path: Path) -> None:
+    clock = ManualClock()
+    tracker = Tracker(backend=[FakeBackend({"cpu": 4000.0})], clock=clock, sampling="manual",
+                      quiet=True, db="off", country="PL").start()
+    clock.advance(3600)
+    tracker.tick()
+    fig = device_figure(tracker.stop())
+    data = figure_data(fig)
+    assert data["phases"] == [] and "phase_energy" not in data["units"]
+    assert data["units"]["energy"][0] == "kWh" and data["units"]["co2e"][0] == "kg"
+    assert len(fig.axes) == 2
+    assert_text_inside(fig)
+
+
+def test_intensity_figure_static_is_the_yearly_factor_and_its_hourly_range(run: Run) -> None:
+    fig = intensity_figure(run.result)
+    data = figure_data(fig)
+    em, inten = run.result.emissions, run.result.intensity
+    assert data["hourly"] is False and not em.hourly
+    steps = intensity_steps(run.result)
+    assert steps == [IntensityStep(0.0, run.result.duration_s, em.intensity_g_per_kwh,
+                                   inten.source)]
+    line = by_gid(fig, "intensity").get_data()
+    tsize = data["units"]["time"][1]
+    assert list(line.values) == [em.intensity_g_per_kwh]
+    assert [e * tsize for e in line.edges] == pytest.approx([0.0, run.result.duration_s])
+    spread = em.factor_spread
+    assert spread is not None
+    band = by_gid(fig, "intensity-band").get_paths()[0].vertices[:, 1]
+    assert (min(band), max(band)) == pytest.approx((spread.low_g_per_kwh,
+                                                    spread.high_g_per_kwh))
+    assert "No hourly intensity data was used" in by_gid(fig, "intensity-note").get_text()
+    ylabel = fig.axes[0].get_ylabel().replace("\n", " ")
+    for part in ("g CO2e/kWh", em.basis, str(inten.year), inten.zone_name):
+        assert part in ylabel
+    assert_text_inside(fig)
+
+
+def test_intensity_figure_hourly_is_the_bins_with_fallback_hours_marked(
+        tmp_path: Path) -> None:
+    made = hourly_run(tmp_path)
+    fig = intensity_figure(made.result)
+    data = figure_data(fig)
+    assert data["hourly"] is True
+    steps = intensity_steps(made.result)
+    assert [(s.start_s, s.end_s, s.g_per_kwh, s.fallback) for s in steps] == [
+        (0.0, 10.0, 100.0, False), (10.0, 20.0, 999.0, True)]
+    line = by_gid(fig, "intensity").get_data()
+    tsize = data["units"]["time"][1]
+    assert list(line.values) == [h.g_per_kwh for h in made.result.emissions.hourly]
+    assert [e * tsize for e in line.edges] == pytest.approx([0.0, 10.0, 20.0])
+    span = by_gid(fig, "intensity-fallback-0")
+    xs = [span.get_x(), span.get_x() + span.get_width()]  # a Rectangle
+    assert [x * tsize for x in xs] == pytest.approx([10.0, 20.0])
+    assert [s["fallback"] for s in data["steps"]] == [False, True]
+    assert "test hourly 2025" in fig.axes[0].get_ylabel().replace("\n", " ")
+    assert "1 of 2 bins on the static factor" in by_gid(fig, "intensity-note").get_text()
+    assert not fig.findobj(lambda a: a.get_gid() == "intensity-band")
+    assert_text_inside(fig)
+
+
+def test_new_figures_are_written_as_png_and_svg(run: Run, tmp_path: Path) -> None:
+    for make, name in ((device_figure, "devices"), (intensity_figure, "intensity")):
+        make(run.result, path=tmp_path / f"{name}.png")
+        make(run.result, path=tmp_path / f"{name}.svg")
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        ET.parse(tmp_path / f"{name}.svg")

@@ -145,7 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
-            if url.path == "/":
+            if url.path == "/favicon.ico":  # browsers ask for it: no icon, and no error
+                self.send_response(HTTPStatus.NO_CONTENT)
+                self.end_headers()
+            elif url.path == "/":
                 self._runs_page(query)
             elif url.path.startswith("/run/"):
                 self._run_page(unquote(url.path[len("/run/"):]))

@@ -96,7 +96,8 @@ def figure_data(fig: Figure) -> dict[str, Any]:
     data = getattr(fig, DATA_ATTR, None)
     if not isinstance(data, dict):
         raise ValueError("this figure carries no carbonmonitor data: only figures made by "
-                         "carbonmonitor.plot (impact_figure, power_figure) do")
+                         "carbonmonitor.plot (impact_figure, power_figure, device_figure, "
+                         "intensity_figure) do")
     return data
 
 

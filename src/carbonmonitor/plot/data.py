@@ -27,7 +27,8 @@ from carbonmonitor.facts import JOULES_PER_KWH
 from carbonmonitor.records import HourBin, RunResult
 from carbonmonitor.store import Series
 
-__all__ = ["Stage", "cumulative_co2e", "phase_breakdown", "power_series", "run_stages",
+__all__ = ["DeviceShare", "IntensityStep", "Stage", "cumulative_co2e", "device_breakdown",
+           "intensity_steps", "phase_breakdown", "phase_devices", "power_series", "run_stages",
            "total_energy", "total_power"]
 
 OUTSIDE_PHASES = "between phases"  # before, between and after the top-level phases
@@ -183,3 +184,83 @@ def run_stages(results: Sequence[RunResult]) -> list[Stage]:
         stages.append(Stage(label, r.energy_j, unc.low, unc.high, em.co2e_g,
                             em.uncertainty.low, em.uncertainty.high, r.duration_s))
     return stages
+
+
+@dataclass(frozen=True)
+class DeviceShare:
+    """One device (domain) of a run: its energy with the interval, how it was measured, and
+    its CO2e at the run's mean factor (``co2e_g / energy_j``, hourly factors included)."""
+
+    domain: str
+    method: str
+    backend: str
+    energy_j: float
+    energy_low_j: float
+    energy_high_j: float
+    co2e_g: float
+    co2e_low_g: float
+    co2e_high_g: float
+
+
+def device_breakdown(result: RunResult) -> list[DeviceShare]:
+    """Energy and CO2e of each device in the order the run lists them; the CO2e interval is
+    the energy interval at the run's mean factor (the factor's own spread is not in it)."""
+    grams_per_j = result.co2e_g / result.energy_j if result.energy_j > 0 else 0.0
+    return [DeviceShare(f.domain, f.method, f.backend, f.energy_j, f.uncertainty.low,
+                        f.uncertainty.high, f.energy_j * grams_per_j,
+                        f.uncertainty.low * grams_per_j, f.uncertainty.high * grams_per_j)
+            for f in result.energy]
+
+
+def phase_devices(result: RunResult) -> list[tuple[str, dict[str, float]]]:
+    """``[(phase, {domain: J})]``: each top-level phase's energy by device, in the order of
+    :func:`phase_breakdown`, then what was drawn outside every phase (``"between phases"``)
+    when there is any; empty for a run without phases."""
+    domains = [f.domain for f in result.energy]
+    rows = []
+    for phase in result.phases:
+        if "/" in phase.name:
+            continue
+        per = dict.fromkeys(domains, 0.0)
+        for f in phase.energy:
+            per[f.domain] = per.get(f.domain, 0.0) + f.energy_j
+        rows.append((phase.name, per))
+    if not rows:
+        return []
+    outside = {f.domain: f.energy_j - sum(per.get(f.domain, 0.0) for _, per in rows)
+               for f in result.energy}
+    if sum(outside.values()) > 1e-9 * max(result.energy_j, 1.0):
+        # a domain's phases may sum a hair above its total (rounding): no negative part
+        rows.append((OUTSIDE_PHASES, {d: max(j, 0.0) for d, j in outside.items()}))
+    return rows
+
+
+@dataclass(frozen=True)
+class IntensityStep:
+    """The factor that held from ``start_s`` to ``end_s`` (seconds since the run started):
+    an hourly bin, or the yearly factor over the whole run; ``source`` is where it came from
+    (``"fallback: ..."`` for an hour the provider had no data for)."""
+
+    start_s: float
+    end_s: float
+    g_per_kwh: float
+    source: str
+
+    @property
+    def fallback(self) -> bool:
+        return self.source.startswith("fallback")
+
+
+def intensity_steps(result: RunResult) -> list[IntensityStep]:
+    """The intensity over the run: its hourly bins (``emissions.hourly``), cut to the run's
+    time, when it has them, else one step at the yearly factor it was accounted with, from 0
+    to its duration."""
+    em = result.emissions
+    if not em.hourly:
+        return [IntensityStep(0.0, result.duration_s, em.intensity_g_per_kwh,
+                              result.intensity.source)]
+    start, end = _epoch(result.identity.started_at), result.duration_s
+    # a provider's bin is a whole hour, which may begin before the run or end after it
+    steps = [IntensityStep(max(_epoch(b.start) - start, 0.0), min(_epoch(b.end) - start, end),
+                           b.g_per_kwh, b.source) for b in em.hourly]
+    return [s for s in steps if s.end_s > s.start_s] or steps[:1]

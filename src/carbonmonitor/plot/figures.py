@@ -186,6 +186,13 @@ def _inputs(runs: Runs, series: Series | Sequence[Series] | None,
     return out
 
 
+def result_of(run: RunResult | str, db: PathLike | None) -> RunResult:
+    """``run`` itself, or the stored run with that id (or prefix, or ``"last"``)."""
+    from carbonmonitor.store import load
+
+    return run if isinstance(run, RunResult) else load(run, db=_db(db))
+
+
 def _db(db: PathLike | None) -> str | None:
     return None if db is None else os.fspath(db)
 

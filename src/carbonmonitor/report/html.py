@@ -29,6 +29,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
 margin:0;background:#f6f7f9;color:#1b1f24;line-height:1.45}
 main{max-width:1100px;margin:0 auto;padding:1.5rem}
+nav{margin:0 0 1rem}nav a{margin-right:1rem}
 h1{font-size:1.6rem;margin:.2rem 0 .8rem}h2{font-size:1.2rem;margin:1.8rem 0 .6rem;
 border-bottom:2px solid #d0d7de;padding-bottom:.2rem}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:0}
@@ -39,7 +40,7 @@ min-width:11rem}.card .label{color:#57606a;font-size:.85rem}.card .value{font-si
 font-weight:600}
 table{border-collapse:collapse;background:#fff;font-size:.9rem;width:100%}
 th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}th{background:#eef1f4}
+overflow-wrap:break-word}th{background:#eef1f4}
 .note{color:#57606a;font-size:.85rem;margin:.3rem 0}
 figure{margin:0 0 1rem;background:#fff;border:1px solid #d0d7de;padding:.5rem}
 figure svg{max-width:100%;height:auto}
@@ -89,18 +90,32 @@ def render_html(result: RunResult, series: Series | None = None) -> str:
 
 def figure_svgs(result: RunResult, series: Series | None) -> tuple[list[tuple[str, str]], str]:
     """``([(caption, svg text)], note)``: the figures, or none and a note saying why."""
-    from carbonmonitor.plot import INSTALL, impact_figure, power_figure
+    from carbonmonitor.plot import (
+        INSTALL,
+        device_figure,
+        impact_figure,
+        intensity_figure,
+        power_figure,
+    )
 
     try:
         impact = impact_figure(result, series=series)
         power = power_figure(result, series=series)
+        devices = device_figure(result)
+        intensity = intensity_figure(result)
     except ImportError:
         return [], (f"Figures need matplotlib, which is not installed. Fix: {INSTALL}, then "
                     "make the report again.")
     except StoreError as err:
         return [], f"No figures: {err}"
+    hourly = ("hourly factors, hours without provider data marked" if result.emissions.hourly
+              else "the yearly factor with its hourly range; no hourly data was used")
     return [("Carbon impact: CO2e by phase, over time, and the same energy elsewhere",
-             svg_text(impact)), ("Power over time by device", svg_text(power))], ""
+             svg_text(impact)), ("Power over time by device", svg_text(power)),
+            ("Energy and CO2e by device, with intervals and measurement methods"
+             + (", and energy by phase and device" if result.phases else ""),
+             svg_text(devices)),
+            (f"Carbon intensity over the run: {hourly}", svg_text(intensity))], ""
 
 
 def svg_text(fig: Figure) -> str:

@@ -1,0 +1,163 @@
+"""The dashboard and the HTML report in headless Chromium: what a person sees, live updates,
+inline SVG figures, hostile stored strings kept as text, no console errors, no request beyond
+127.0.0.1 (or the report's own file). Screenshots go to test-artifacts/e2e/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+import carbonmonitor
+from carbonmonitor import FakeBackend, ManualClock, Tracker
+from carbonmonitor.dashboard import Dashboard, serve
+from carbonmonitor.report import render_html
+from carbonmonitor.summary import duration_text, energy_text, mass_text
+
+IMG = "<img src=x onerror=window.__x=1>"
+SCRIPT = "</script><script>window.__y=1</script>"
+NO_INJECTION = "return [typeof window.__x, typeof window.__y]"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "runs.db"
+
+
+@pytest.fixture
+def server(db: Path, make_run: Callable[..., str]) -> Iterator[Dashboard]:
+    make_run(db, name="resnet", tags=("seed0",))
+    make_run(db, name="bert", project="nlp", tags=("seed1",), start_wall=1_764_000_500.0,
+             watts=200.0)
+    with serve(db) as running:
+        yield running
+
+
+def updates(page: Any) -> int:
+    return int(page.js("return Number(document.getElementById('live-status')"
+                       ".dataset.updates || 0)"))
+
+
+def test_runs_page_shows_the_store_and_the_live_table_follows_a_run(
+        page: Any, server: Dashboard, db: Path) -> None:
+    page.visit(server.url)
+    runs = carbonmonitor.runs(db=str(db))
+    table = page.text("runs")
+    for r in runs:
+        assert page.driver.find_element("id", f"run-{r.identity.run_id}").is_displayed()
+        for value in (r.identity.run_id, r.identity.name, r.identity.project,
+                      duration_text(r.duration_s), energy_text(r.energy_j), mass_text(r.co2e_g)):
+            assert value in table, value
+    assert page.text("projects")
+    page.wait(lambda d: updates(page) >= 1, "the first live poll")
+    page.js("window.__sameDocument = true")  # gone if the page reloads
+    page.screenshot("dashboard-runs.png")
+
+    clock = ManualClock(start_wall=1_764_000_900.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 100.0, "memory": 10.0})], clock=clock,
+                sampling="manual", quiet=True, db=str(db), name="live-one", flush_interval=1)
+    t.start()
+    try:
+        clock.advance(2)
+        t.tick()  # due: flushes a provisional result
+        run_id = t.run_id
+        row = f"live-{run_id}"
+        page.wait(lambda d: page.js("return !!document.getElementById(arguments[0])", row),
+                  "the running run in the live table")
+        first = page.text(row)
+        assert "live-one" in first and "110.0 W" in first and energy_text(2 * 110.0) in first
+        seen = updates(page)
+        clock.advance(3)
+        t.tick()
+        page.wait(lambda d: energy_text(5 * 110.0) in page.text(row),
+                  "the live row's energy to grow after the flush")
+        assert updates(page) > seen
+        assert page.js("return window.__sameDocument") is True  # updated in place
+        page.screenshot("dashboard-live.png")
+    finally:
+        t.stop()
+    page.wait(lambda d: not page.js("return !!document.getElementById(arguments[0])", row),
+              "the stopped run to leave the live table")
+    page.check(server.url)
+
+
+def test_run_and_compare_pages_and_a_report_file_render_their_figures(
+        page: Any, server: Dashboard, db: Path, tmp_path: Path) -> None:
+    runs = carbonmonitor.runs(db=str(db))
+    run_id = runs[0].identity.run_id
+    svg_sizes = ("return Array.from(document.querySelectorAll(arguments[0])).map("
+                 "function(s){var r=s.getBoundingClientRect();return [r.width,r.height];})")
+
+    page.visit(server.url + f"run/{run_id}")
+    assert energy_text(runs[0].energy_j) in page.text("headline")
+    sizes = page.js(svg_sizes, "#figures figure > svg")
+    assert len(sizes) >= 2 and all(w > 100 and h > 100 for w, h in sizes), sizes
+    page.screenshot("dashboard-run.png")
+
+    ids = ",".join(r.identity.run_id for r in runs)
+    page.visit(server.url + f"compare?runs={ids}")
+    table = page.text("compare")
+    for r in runs:
+        assert r.identity.run_id in table and mass_text(r.co2e_g) in table
+    sizes = page.js(svg_sizes, "#compare-figure > svg")
+    assert len(sizes) == 1 and all(w > 100 and h > 100 for w, h in sizes), sizes
+    page.screenshot("dashboard-compare.png")
+    page.check(server.url)
+
+    report = tmp_path / "report.html"
+    report.write_text(render_html(runs[0], carbonmonitor.series(run_id, db=str(db))),
+                      encoding="utf-8")
+    page.visit(report.as_uri())
+    assert energy_text(runs[0].energy_j) in page.text("headline")
+    sizes = page.js(svg_sizes, "#figures figure > svg")
+    assert len(sizes) >= 2 and all(w > 100 and h > 100 for w, h in sizes), sizes
+    page.screenshot("report.png")
+    page.check(report.as_uri())
+
+
+def test_hostile_strings_are_literal_text_everywhere(page: Any, tmp_path: Path,
+                                                     make_run: Callable[..., str]) -> None:
+    db = tmp_path / "runs.db"
+    hostile = {s: make_run(db, name=s, tags=(s,), phase=s, metric=s,
+                           start_wall=1_764_000_000.0 + 500 * i)
+               for i, s in enumerate((IMG, SCRIPT))}
+
+    def safe(where: str) -> str:
+        assert page.js(NO_INJECTION) == ["undefined", "undefined"], where
+        assert page.js("return document.querySelectorAll('img').length") == 0, where
+        scripts = page.js("return Array.from(document.scripts).map(s => s.text)")
+        assert all("window.__" not in s for s in scripts), where
+        return str(page.js("return document.body.innerText"))
+
+    with serve(db) as server:
+        page.visit(server.url)
+        page.wait(lambda d: updates(page) >= 1, "the first live poll")
+        safe("runs page")
+        for s, run_id in hostile.items():
+            row = page.text(f"run-{run_id}")
+            assert row.count(s) == 2, (s, row)  # name and tag
+
+        for s, run_id in hostile.items():
+            page.visit(server.url + f"run/{run_id}")
+            text = safe(f"run page of {s!r}")
+            assert text.count(s) >= 3, (s, text)  # name, tag, phase, metric
+
+        page.visit(server.url + "compare?by=name&runs=" + quote(",".join(hostile.values())))
+        text = safe("compare page")
+        for s in hostile:
+            assert s in page.text("compare"), s
+        page.check(server.url)
+
+    for s, run_id in hostile.items():
+        report = tmp_path / f"report-{run_id}.html"
+        report.write_text(render_html(carbonmonitor.load(run_id, db=str(db)),
+                                      carbonmonitor.series(run_id, db=str(db))),
+                          encoding="utf-8")
+        page.visit(report.as_uri())
+        text = safe(f"report of {s!r}")
+        assert text.count(s) >= 3, (s, text)
+        page.check(report.as_uri())
+    assert page.js(NO_INJECTION) == ["undefined", "undefined"]
