@@ -125,3 +125,22 @@ def test_advice_prints_each_item_with_its_evidence_or_says_there_is_none(tmp_pat
     assert done.returncode == 0 and "no advice for run" in done.stdout
     missing = run_cli(["advice", "nope", "--db", str(clean)])
     assert missing.returncode == 2 and "carbonmonitor runs" in missing.stderr
+
+
+def test_reports_and_figures_get_the_permissions_a_plain_file_would(tmp_path: Path) -> None:
+    """Written through a temporary file, they used to stay 0600 (private to their owner)."""
+    import os
+    import stat
+
+    db = tmp_path / "runs.db"
+    make_run(db)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    out, figures = tmp_path / "r.md", tmp_path / "figs"
+    done = run_cli(["report", "last", "-o", str(out), "--figures", str(figures), "--db", str(db)])
+    assert done.returncode == 0, done.stderr
+    for path in (out, *figures.iterdir()):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
+    out.chmod(0o640)  # an existing file keeps its mode
+    assert run_cli(["report", "last", "-o", str(out), "--db", str(db)]).returncode == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from carbonmonitor._fileio import set_usual_mode
 from carbonmonitor.cli import UsageError, say
 
 __all__ = ["add_parser", "report_command"]
@@ -98,6 +99,7 @@ def _write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        set_usual_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carbonmonitor._fileio import set_usual_mode
 from carbonmonitor._version import __version__
 from carbonmonitor.errors import ConfigError
 from carbonmonitor.records import RunResult
@@ -80,6 +81,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "carbonmonitor"}):
             fig.savefig(tmp, format=fmt, dpi=150 if fmt == "png" else "figure",
                         metadata={"Date": None} if fmt == "svg" else None)
+        set_usual_mode(tmp, out)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
