@@ -274,3 +274,21 @@ def test_without_matplotlib_the_table_works_and_the_figure_names_the_extra(
     assert isinstance(table, Comparison) and table.to_csv() and table.to_json()
     with pytest.raises(ImportError, match=r"pip install 'carbonmonitor\[plot\]'"):
         compare_figure(table)
+
+
+def test_a_parameter_no_run_has_is_refused_with_the_ones_there_are(
+        stored: tuple[str, list[RunResult]]) -> None:
+    _, runs = stored
+    with pytest.raises(ConfigError, match=r"no run has the parameter 'sede'.*seed, size.*"
+                                          r"Did you mean 'seed'"):
+        compare(runs, by="param:sede")
+
+
+def test_runs_from_several_places_are_noted(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    runs = [make_run(db, "m", 100.0, 5, [0.9], [0.1], country="DE"),
+            make_run(db, "m", 100.0, 5, [0.9], [0.1], seed=1, country="SE")]
+    table = compare(runs, by="name")
+    assert "measured in 2 places (Germany (DEU); Sweden (SWE))" in table.note
+    [row] = table.rows
+    assert row.energy_j.low == row.energy_j.high  # same energy: the spread is the grids'

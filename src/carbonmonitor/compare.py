@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from carbonmonitor.errors import ConfigError
+from carbonmonitor.errors import ConfigError, did_you_mean
 from carbonmonitor.records import RunResult
 
 if TYPE_CHECKING:
@@ -184,6 +184,11 @@ def compare(runs_or_ids: Sequence[RunResult | str], *, by: str = "run",
     if len(bases) > 1:
         notes.append(f"these runs' CO2e mix emission-factor bases ({', '.join(bases)}): the "
                      "ranking mixes bases; re-account them on one basis to compare")
+    places = sorted({r.location.describe() for r in results})
+    if len(places) > 1:
+        notes.append(f"these runs were measured in {len(places)} places ({'; '.join(places)}): "
+                     "CO2e differences include the grids' (compare energy, or re-account "
+                     "them to one place with `carbonmonitor show RUN --country ...`)")
     if name is not None and direction is None:
         notes.append(f"metric {name!r} has no direction (higher or lower is better): no "
                      "Pareto front")
@@ -221,6 +226,14 @@ def _groups(results: Sequence[RunResult], by: str) -> dict[str, list[RunResult]]
     if by not in BY and not (by.startswith("param:") and by[6:]):
         raise ConfigError(f"cannot group runs by {by!r}: use run, name, project, tag or "
                           "param:KEY (e.g. param:lr)")
+    if by.startswith("param:"):
+        keys_there = sorted({k for r in results for k in r.identity.params})
+        if by[6:] not in keys_there:
+            raise ConfigError(
+                f"no run has the parameter {by[6:]!r}: "
+                + (f"the parameters these runs have are {', '.join(keys_there)}"
+                   if keys_there else "these runs have no parameters (params= when tracking)")
+                + did_you_mean(by[6:], keys_there))
     groups: dict[str, list[RunResult]] = {}
     for r in results:
         ident = r.identity
