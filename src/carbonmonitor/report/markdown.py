@@ -42,7 +42,7 @@ def render_markdown(result: RunResult, *, figures: Mapping[str, str] | None = No
     """
     report = build_report(result)
     lines = [f"# {md_escape(report.title)}", ""]
-    lines += _table(("Run", "Value"), report.facts)
+    lines += _table(("Fact", "Value"), report.facts)
     lines += ["## Headline figures", ""]
     lines += _table(("Figure", "Value"), report.headline)
     if figures:
