@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
 from carbonmonitor.records import HourBin, MetricSeries, RunResult
+from carbonmonitor.summary import energy_text, mass_text
 
 if TYPE_CHECKING:
     from carbonmonitor.store import Series
@@ -159,7 +160,8 @@ def _cleaner_place(result: RunResult, places: Sequence[str | Mapping[str, str]] 
         return None
     top = sorted(same, key=lambda p: p.co2e_g)[:3]
     ranking = "; ".join(f"{p.label} {p.intensity_g_per_kwh:g} g/kWh, PUE {p.pue:g}: "
-                        f"{p.co2e_g:.4g} g ({_pct(own.co2e_g - p.co2e_g, own.co2e_g):.0f} % less)"
+                        f"{mass_text(p.co2e_g)} "
+                        f"({_pct(own.co2e_g - p.co2e_g, own.co2e_g):.0f} % less)"
                         for p in top)
     caveats = [f"all places on one basis, the run's: {basis} ({best.source} {best.year})"]
     if len(same) < len(others):
@@ -172,8 +174,8 @@ def _cleaner_place(result: RunResult, places: Sequence[str | Mapping[str, str]] 
         caveats.append("the run's place is unknown: its figure is the world average")
     return Advice(
         "cleaner-place", f"Run where the grid is cleaner: {best.label} saves {pct:.0f} %",
-        f"the same {result.energy_kwh:.4g} kWh at {own.label} ({own.intensity_g_per_kwh:g} "
-        f"g/kWh, PUE {own.pue:g}) is {own.co2e_g:.4g} g CO2e; cleanest of {len(same)} "
+        f"the same {energy_text(result.energy_j)} at {own.label} ({own.intensity_g_per_kwh:g} "
+        f"g/kWh, PUE {own.pue:g}) is {mass_text(own.co2e_g)} CO2e; cleanest of {len(same)} "
         f"candidates on the {basis} basis: {ranking}",
         {"energy_kwh": result.energy_kwh, "own_g_per_kwh": own.intensity_g_per_kwh,
          "own_pue": own.pue, "own_co2e_g": own.co2e_g,
@@ -302,7 +304,7 @@ def _accelerator_waiting(result: RunResult, series: Series | None) -> Advice | N
             f"{gpu} waited near idle while the CPU was busy for {100 * fraction:.0f} % of the run",
             f"{gpu} near its idle floor with the CPU at >= {100 * ACCEL_BUSY_CPU_SHARE:.0f} % of "
             f"its peak for {waited:.4g} s of {sampled:.4g} s ({100 * fraction:.0f} %); the "
-            f"machine drew {all_j:.4g} J meanwhile, {gpu} {gpu_j:.4g} J",
+            f"machine drew {energy_text(all_j)} meanwhile, {gpu} {energy_text(gpu_j, all_j)}",
             {"fraction": fraction, "waiting_s": waited, "sampled_s": sampled,
              "energy_meanwhile_j": all_j, "accelerator_energy_meanwhile_j": gpu_j},
             Saving(g, _pct(g, result.co2e_g), f"the energy {gpu} drew while waiting, at the "
@@ -328,18 +330,21 @@ def _idle_baseline(result: RunResult) -> Advice | None:
         return None
     share = idle / total
     g = idle * _g_per_j(result)
-    parts = ", ".join(f"{f.domain} {f.idle_j:.4g} of {f.energy_j:.4g} J" for f in known)
+    parts = ", ".join(f"{f.domain} {energy_text(f.idle_j or 0.0, f.energy_j)} of "
+                      f"{energy_text(f.energy_j)}" for f in known)
     return Advice(
         "idle-baseline", f"Idle baseline is {100 * share:.0f} % of the energy",
-        f"idle {idle:.4g} J of {total:.4g} J ({100 * share:.0f} %) on the devices with a "
-        f"baseline ({parts}); {g:.4g} g CO2e",
+        f"idle {energy_text(idle, total)} of {energy_text(total)} ({100 * share:.0f} %) on the "
+        f"devices with a "
+        f"baseline ({parts}); {mass_text(g)} CO2e",
         {"idle_j": idle, "energy_j": total, "idle_share": share, "idle_co2e_g": g},
         None, "medium", "use fewer or smaller devices, pack more work onto them (larger "
         "batches, several jobs), or power idle machines down",
         (result.attribution.idle if result.attribution and result.attribution.idle
          else "idle baseline source not recorded",),
         no_saving=f"the baseline is drawn while the machine is on, job or not: how much of its "
-        f"{g:.4g} g is saved depends on what else the machine could do or whether it can be off")
+        f"{mass_text(g)} is saved depends on what else the machine could do or whether it can "
+        "be off")
 
 
 # -- 5. dominant phase -------------------------------------------------------------------------
@@ -357,8 +362,9 @@ def _dominant_phase(result: RunResult) -> Advice | None:
     g = result.phase_co2e_g(phase.name)
     return Advice(
         "dominant-phase", f"Phase {phase.name!r} is {100 * share:.0f} % of the footprint",
-        f"{phase.name!r}: {phase.energy_j:.4g} J of {result.energy_j:.4g} J "
-        f"({100 * share:.0f} %), {g:.4g} g CO2e, in {100 * time_share:.0f} % of the time",
+        f"{phase.name!r}: {energy_text(phase.energy_j, result.energy_j)} of "
+        f"{energy_text(result.energy_j)} "
+        f"({100 * share:.0f} %), {mass_text(g)} CO2e, in {100 * time_share:.0f} % of the time",
         {"share": share, "energy_j": phase.energy_j, "run_energy_j": result.energy_j,
          "co2e_g": g, "time_share": time_share},
         None, "high", f"optimise {phase.name!r} first (mixed precision, smaller model, fewer "
@@ -415,7 +421,7 @@ def _plateaus(result: RunResult, series: Series | None) -> list[Advice]:
             "came after its best value",
             f"{m.name!r} ({m.direction} is better) best {best.value:g} at {best.t_s:g} s; "
             f"{after} later points, none better by > {100 * PLATEAU_REL_TOL:g} %; "
-            f"{since_j:.4g} J ({100 * share:.0f} %) drawn since, {g:.4g} g CO2e",
+            f"{energy_text(since_j)} ({100 * share:.0f} %) drawn since, {mass_text(g)} CO2e",
             {"best_value": best.value, "best_t_s": best.t_s, "points_after": float(after),
              "energy_since_j": since_j, "energy_share": share, "co2e_since_g": g},
             Saving(g, _pct(g, result.co2e_g), "energy drawn after the best value (from the "
