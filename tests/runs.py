@@ -23,3 +23,21 @@ def run_for(tracker: Tracker, clock: ManualClock, seconds: float, tick_s: float 
 
 def by_domain(result: RunResult) -> dict[str, EnergyFigure]:
     return {f.domain: f for f in result.energy}
+
+
+def poland_train_eval_run(db: str) -> RunResult:
+    """100 W for 80 s of 'train' then 20 s of 'eval', stored in ``db``, in Poland: the
+    cleaner-place and dominant-phase advice rules both speak for it."""
+    from carbonmonitor import FakeBackend
+
+    clock = ManualClock(start_wall=1_764_000_000.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 100.0})], clock=clock, sampling="manual",
+                quiet=True, db=db, country="PL")
+    t.start()
+    with t.phase("train"):
+        clock.advance(80)
+        t.tick()
+    with t.phase("eval"):
+        clock.advance(20)
+        t.tick()
+    return t.stop()

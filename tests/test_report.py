@@ -313,20 +313,12 @@ def test_a_run_without_stored_series_still_reports(tmp_path: Path) -> None:
 
 def test_the_report_carries_the_runs_advice(tmp_path: Path) -> None:
     """A run in Poland, 80 % of it one phase: the advice the CLI gives is in both formats."""
+    from runs import poland_train_eval_run
+
     from carbonmonitor.advice import advise
 
     db = tmp_path / "runs.db"
-    clock = ManualClock()
-    t = Tracker(backend=[FakeBackend({"cpu": 100.0})], clock=clock, sampling="manual",
-                quiet=True, db=str(db), country="PL")
-    t.start()
-    with t.phase("train"):
-        clock.advance(80)
-        t.tick()
-    with t.phase("eval"):
-        clock.advance(20)
-        t.tick()
-    result = t.stop()
+    result = poland_train_eval_run(str(db))
     items = advise(result, carbonmonitor.series(result.identity.run_id, db=str(db)))
     assert items
     page, md = render_html(result), render_markdown(result)

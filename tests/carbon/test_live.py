@@ -702,14 +702,11 @@ def test_overlapping_periods_from_a_provider_are_a_failure(
 # -- through a run ---------------------------------------------------------------------------
 
 
-def test_a_tracked_run_from_10_40_is_accounted_hour_by_hour(
-        serve: Callable[..., FakeApi], clock: ManualClock) -> None:
-    """The same run, measured by a Tracker (scripted power, ticks at the sample times) with
-    intensity_provider=electricitymaps: the result's CO2e is the hourly sum, 174.5 g."""
-    import carbonmonitor
+def tracked_sample_run(api: FakeApi, clock: ManualClock) -> Any:
+    """The sample run (300 W from 10:40, 120 W from 11:30, 600 W from 12:45 to 13:20) measured
+    by a Tracker ticking at the sample times, with intensity_provider=electricitymaps."""
     from carbonmonitor import FakeBackend, Tracker
 
-    api = serve(electricity_maps({10: 200.0, 11: 250.0, 12: 300.0, 13: 150.0}))
     start = at(10, 40)
     power = FakeBackend({"cpu": [(0.0, 300.0), (at(11, 30) - start, 120.0),
                                  (at(12, 45) - start, 600.0)]})
@@ -721,6 +718,17 @@ def test_a_tracked_run_from_10_40_is_accounted_hour_by_hour(
         clock.advance(at(hour, minute) - clock.wall())
         tracker.tick()
     result = tracker.stop()
+    return result
+
+
+def test_a_tracked_run_from_10_40_is_accounted_hour_by_hour(
+        serve: Callable[..., FakeApi], clock: ManualClock) -> None:
+    """The same run, measured by a Tracker (scripted power, ticks at the sample times) with
+    intensity_provider=electricitymaps: the result's CO2e is the hourly sum, 174.5 g."""
+    import carbonmonitor
+
+    api = serve(electricity_maps({10: 200.0, 11: 250.0, 12: 300.0, 13: 150.0}))
+    result = tracked_sample_run(api, clock)
     assert result.energy_j == pytest.approx(2.7e6, rel=1e-9)
     assert result.co2e_g == pytest.approx(174.5, rel=1e-9)
     em = result.emissions
@@ -741,20 +749,8 @@ def test_a_tracked_run_with_an_unpublished_hour_widens_only_that_hours_interval(
         serve: Callable[..., FakeApi], clock: ManualClock) -> None:
     """As above, but the provider has not published 13:00: that hour's 0.2 kWh (see the sample
     run) is accounted at the static factor, and only its grams get the factor's envelope."""
-    from carbonmonitor import FakeBackend, Tracker
-
     api = serve(electricity_maps({10: 200.0, 11: 250.0, 12: 300.0}))
-    start = at(10, 40)
-    power = FakeBackend({"cpu": [(0.0, 300.0), (at(11, 30) - start, 120.0),
-                                 (at(12, 45) - start, 600.0)]})
-    tracker = Tracker(backend=[power], clock=clock, sampling="manual", quiet=True, db="off",
-                      country="DE", attribution="machine", intensity_provider="electricitymaps",
-                      intensity_url=api.url, electricitymaps_token=EM_TOKEN)
-    tracker.start()
-    for hour, minute in SAMPLES[1:]:
-        clock.advance(at(hour, minute) - clock.wall())
-        tracker.tick()
-    result = tracker.stop()
+    result = tracked_sample_run(api, clock)
     em, static = result.emissions, result.intensity.g_per_kwh
     fallback_g = 0.2 * static  # 13:00-13:20: 0.2 kWh at the static factor
     assert result.co2e_g == pytest.approx(144.5 + fallback_g, rel=1e-9)

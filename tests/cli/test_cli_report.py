@@ -91,20 +91,12 @@ def test_an_unknown_run_says_so_and_how_to_find_one(tmp_path: Path) -> None:
 def test_advice_prints_each_item_with_its_evidence_or_says_there_is_none(tmp_path: Path) -> None:
     """A run in Poland whose training is 80 % of its energy: the cleaner-place and dominant-
     phase rules speak, with their numbers (carbonmonitor.advice decides; this is the CLI)."""
+    from runs import poland_train_eval_run
+
     from carbonmonitor.advice import advise
 
     db = tmp_path / "runs.db"
-    clock = ManualClock(start_wall=1_764_000_000.0)
-    t = Tracker(backend=[FakeBackend({"cpu": 100.0})], clock=clock, sampling="manual",
-                quiet=True, db=str(db), country="PL")
-    t.start()
-    with t.phase("train"):
-        clock.advance(80)
-        t.tick()
-    with t.phase("eval"):
-        clock.advance(20)
-        t.tick()
-    result = t.stop()
+    result = poland_train_eval_run(str(db))
     expected = advise(result, carbonmonitor.series(result.identity.run_id, db=str(db)))
     assert {a.code for a in expected} >= {"cleaner-place", "dominant-phase"}
     done = run_cli(["advice", "last", "--db", str(db)])
