@@ -255,6 +255,25 @@ def test_a_phase_with_most_of_the_energy_is_named(tmp_path: Path) -> None:
     assert "'train'" in item.title and "89 %" in item.evidence
     assert energy_text(8000, 9000) in item.evidence
     assert item.saving is None and item.no_saving
+    assert item.figures["power_w"] == pytest.approx(100.0, rel=1e-9)
+    assert item.figures["rest_power_w"] == pytest.approx(50.0, rel=1e-9)
+    assert "at 100 W against 50 W" in item.evidence and "cheaper" in item.action
+
+
+def test_a_phase_whose_share_follows_its_time_is_advised_to_be_shorter(tmp_path: Path) -> None:
+    def phases(tracker: Tracker, tick: Callable[[int], None]) -> None:
+        with tracker.phase("train"):
+            tick(80)
+        with tracker.phase("eval"):
+            tick(20)
+
+    run = make_run(tmp_path, {"cpu": 100.0}, script=phases)  # same power throughout
+    (item,) = advise(run.result, run.series)
+    assert item.code == "dominant-phase"
+    assert item.figures["share"] == pytest.approx(item.figures["time_share"], rel=1e-9)
+    assert item.figures["power_w"] == pytest.approx(item.figures["rest_power_w"], rel=1e-9)
+    assert "follows its time" in item.action and "shortening" in item.action
+    assert "cheaper" not in item.action
 
 
 # -- 6. metric plateau -------------------------------------------------------------------------

@@ -157,21 +157,105 @@ def test_unknown_run_is_a_404_naming_it(server: Dashboard) -> None:
     assert status == 404
 
 
-def test_compare_page_has_the_table_and_figure(server: Dashboard, db: Path) -> None:
+class Cells(HTMLParser):
+    """The header and body cells (text) of the table with id ``table_id``, and the form's
+    selects: ``{name: ([option values], selected value)}``, and hidden inputs."""
+
+    def __init__(self, html: str, table_id: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.table_id, self.inside, self.cell = table_id, False, None
+        self.rows: list[list[str]] = []
+        self.selects: dict[str, tuple[list[str], str]] = {}
+        self.hidden: dict[str, str] = {}
+        self._select = ""
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "table":
+            self.inside = a.get("id") == self.table_id
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self.cell = ""
+        elif tag == "select":
+            self._select = a["name"]
+            self.selects[self._select] = ([], "")
+        elif tag == "option":
+            values, chosen = self.selects[self._select]
+            values.append(a["value"])
+            if "selected" in a:
+                self.selects[self._select] = (values, a["value"])
+        elif tag == "input" and a.get("type") == "hidden":
+            self.hidden[a["name"]] = a["value"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.inside = False
+        elif self.inside and tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append(" ".join(self.cell.split()))
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell += data
+
+
+def test_compare_page_shows_the_clis_cells_with_controls(server: Dashboard, db: Path) -> None:
+    from carbonmonitor.cli.compare import format_table
+    from carbonmonitor.compare import MASS_UNITS, compare
+
     pytest.importorskip("matplotlib")
     make_run(db, name="bert", project="vision", start_wall=1_764_000_500.0)
+    clock = ManualClock(start_wall=1_764_001_000.0)  # a third run: 40 W for 7 s, params, loss
+    t = Tracker(backend=[FakeBackend({"cpu": 40.0})], clock=clock, sampling="manual",
+                quiet=True, db=str(db), name="bert", project="vision", country="DE",
+                params={"seed": 1})
+    t.start()
+    clock.advance(7)
+    t.add_work(samples=50)
+    t.log_metric("accuracy", 0.8)
+    t.log_metric("val_loss", 0.3)
+    t.stop()
     runs = carbonmonitor.runs(db=str(db))
     ids = ",".join(r.identity.run_id for r in runs)
     status, page, _ = get(server.url + f"compare?runs={ids}")
-    parsed = Parsed(page)
-    assert status == 200 and {"compare", "compare-figure"} <= parsed.ids()
+    parsed, cells = Parsed(page), Cells(page, "compare")
+    assert status == 200 and {"compare", "compare-figure", "compare-form"} <= parsed.ids()
     assert "svg" in {tag for tag, _ in parsed.tags}
-    for r in runs:
-        assert mass_text(r.co2e_g) in parsed.text and r.identity.run_id in parsed.text
-    status, page, _ = get(server.url + "compare?project=vision&by=name")
+    header, *rows = cells.rows
+    assert header[:4] == ["#", "run", "n", "basis"] and header[-2:] == ["Pareto", "runs"]
+    assert len(rows) == 3
+    co2e_col = next(i for i, h in enumerate(header) if h.startswith("CO2e ("))
+    unit = header[co2e_col][len("CO2e ("):-1]
+    stored = {r.identity.run_id: r.co2e_g for r in runs}
+    for row in rows:  # the store's CO2e, in the column's unit, three significant digits
+        grams = stored[row[-1]]
+        assert float(row[co2e_col]) == pytest.approx(grams / MASS_UNITS[unit], rel=5e-3)
+    cli = format_table(compare(runs)).splitlines()  # the terminal shows the same cells
+    for row in rows:
+        line = next(li for li in cli[1:] if row[1] in li)
+        assert all(c in line for c in row[:-1])
+    assert cells.hidden == {"runs": ids}
+    groups, chosen = cells.selects["by"]
+    assert groups == ["run", "name", "project", "tag", "param:seed"] and chosen == "run"
+    metrics, chosen = cells.selects["metric"]
+    assert metrics == ["", "accuracy", "val_loss"] and chosen == ""
+
+    status, page, _ = get(server.url + f"compare?runs={ids}&by=name&metric=val_loss")
+    cells = Cells(page, "compare")
+    header, *rows = cells.rows
     assert status == 200 and "Comparison by name" in Parsed(page).text
+    assert header[1] == "name" and "val_loss (best)" in header
+    assert sorted(r[1] for r in rows) == ["bert", "resnet"]
+    assert cells.selects["by"][1] == "name" and cells.selects["metric"][1] == "val_loss"
+    assert "mean ± standard deviation" in Parsed(page).text  # bert is a group of two
+    status, page, _ = get(server.url + "compare?project=vision&by=name")
+    assert status == 200 and Cells(page, "compare").hidden == {"project": "vision"}
     status, page, _ = get(server.url + "compare?runs=nope")
     assert status == 400 and "nope" in Parsed(page).text
+    status, page, _ = get(server.url + f"compare?runs={ids}&by=colour")
+    assert status == 400 and "cannot group runs by 'colour'" in Parsed(page).text
 
 
 def test_live_endpoint_follows_a_running_runs_flushes(server: Dashboard, db: Path) -> None:

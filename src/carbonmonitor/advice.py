@@ -52,6 +52,9 @@ IDLE_MIN_SHARE = 0.3
 """Rule ``idle-baseline``: idle >= 30 % of the energy of the devices with a baseline."""
 PHASE_MIN_SHARE = 0.6
 """Rule ``dominant-phase``: one top-level phase >= 60 % of the run's energy."""
+PHASE_POWER_RATIO = 1.2
+"""... whose action is to make its work cheaper when its mean power is >= 1.2 x the rest's, else
+to shorten it (its share then follows its time)."""
 PLATEAU_POINTS = 5
 PLATEAU_REL_TOL = 1e-3
 """Rule ``metric-plateau``: >= 5 points after the last one that beat the best so far by more
@@ -360,15 +363,29 @@ def _dominant_phase(result: RunResult) -> Advice | None:
         return None
     time_share = phase.duration_s / result.duration_s if result.duration_s > 0 else 0.0
     g = result.phase_co2e_g(phase.name)
+    power = phase.energy_j / phase.duration_s if phase.duration_s > 0 else 0.0
+    rest_s = result.duration_s - phase.duration_s
+    rest_w = (result.energy_j - phase.energy_j) / rest_s if rest_s > 0 else None
+    figures = {"share": share, "energy_j": phase.energy_j, "run_energy_j": result.energy_j,
+               "co2e_g": g, "time_share": time_share, "power_w": power,
+               "rest_power_w": math.nan if rest_w is None else rest_w}
+    evidence = (f"{phase.name!r}: {energy_text(phase.energy_j, result.energy_j)} of "
+                f"{energy_text(result.energy_j)} ({100 * share:.0f} %), {mass_text(g)} CO2e, in "
+                f"{100 * time_share:.0f} % of the time")
+    hungry = rest_w is not None and power > rest_w * PHASE_POWER_RATIO
+    if rest_w is not None:
+        evidence += f", at {power:.3g} W against {rest_w:.3g} W for the rest of the run"
+    if hungry:
+        action = (f"{phase.name!r} draws more power per second than the rest: make its work "
+                  "cheaper (mixed precision, a smaller model, larger batches, caching) before "
+                  "the other phases")
+    else:
+        action = (f"{phase.name!r}'s share follows its time, not its power: shortening it "
+                  "(fewer steps or epochs, early stopping, a smaller dataset or sequence "
+                  "length) saves in proportion; per-step efficiency helps as much anywhere")
     return Advice(
         "dominant-phase", f"Phase {phase.name!r} is {100 * share:.0f} % of the footprint",
-        f"{phase.name!r}: {energy_text(phase.energy_j, result.energy_j)} of "
-        f"{energy_text(result.energy_j)} "
-        f"({100 * share:.0f} %), {mass_text(g)} CO2e, in {100 * time_share:.0f} % of the time",
-        {"share": share, "energy_j": phase.energy_j, "run_energy_j": result.energy_j,
-         "co2e_g": g, "time_share": time_share},
-        None, "high", f"optimise {phase.name!r} first (mixed precision, smaller model, fewer "
-        "steps, caching); the other phases matter less", (),
+        evidence, figures, None, "high", action, (),
         no_saving="it says where savings are, not how large: that depends on the change made")
 
 

@@ -26,10 +26,11 @@ import json
 import math
 import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from carbonmonitor._csvsafe import safe_row
 from carbonmonitor.errors import ConfigError, did_you_mean
 from carbonmonitor.records import RunResult
 
@@ -119,11 +120,12 @@ class Comparison:
         return json.dumps(self.to_dict(), **kwargs)
 
     def write_csv(self, out: TextIO) -> None:
-        """One line per group, raw SI numbers: ``<figure>_mean``, ``_min``, ``_max``, ``_std``."""
+        """One line per group, raw SI numbers: ``<figure>_mean``, ``_min``, ``_max``, ``_std``.
+        Text a spreadsheet would evaluate (``=...``, ``@...``) gets a leading ``'``."""
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(csv_header())
         for row in self.rows:
-            writer.writerow(_csv_row(row, self))
+            writer.writerow(safe_row(_csv_row(row, self)))
 
     def to_csv(self) -> str:
         buffer = io.StringIO()
@@ -150,6 +152,68 @@ def _csv_row(row: GroupRow, table: Comparison) -> list[Any]:
         cells += ["", "", "", ""] if s is None else [
             repr(s.mean), repr(s.low), repr(s.high), "" if s.std is None else repr(s.std)]
     return cells
+
+
+# the units the summary's texts end in, and their size in SI units
+TIME_UNITS = {"h": 3600.0, "min": 60.0, "s": 1.0}
+ENERGY_UNITS = {"kWh": 3.6e6, "Wh": 3600.0, "J": 1.0, "mJ": 1e-3, "µJ": 1e-6}
+MASS_UNITS = {"kg": 1000.0, "g": 1.0, "mg": 1e-3, "µg": 1e-6}
+# (header, loud header, GroupRow field, kind) of the figures a table shows, in order
+COLUMNS = (("duration", "DURATION", "duration_s", "time"),
+           ("energy", "ENERGY", "energy_j", "energy"), ("CO2e", "CO2e", "co2e_g", "mass"),
+           ("energy/sample", "ENERGY/SAMPLE", "energy_per_sample_j", "energy"),
+           ("CO2e/sample", "CO2e/SAMPLE", "co2e_per_sample_g", "mass"),
+           ("energy/1k tokens", "ENERGY/1k TOK", "energy_per_1k_tokens_j", "energy"),
+           ("CO2e/1k tokens", "CO2e/1k TOK", "co2e_per_1k_tokens_g", "mass"))
+
+
+def table_cells(table: Comparison, *, loud: bool = False) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` of text cells, as ``carbonmonitor compare`` and the dashboard show
+    them: rank, group, n, basis, then each figure in one unit per column (chosen from the
+    column's largest value as the run summary chooses units; the unit is in the header), groups
+    as ``mean ± std [min..max]`` with three significant digits, the quality metric's best value
+    and ``yes`` on the Pareto front. A unit nobody counted has no column. ``loud``: the
+    terminal's upper-case headers."""
+    from carbonmonitor.summary import duration_text, energy_text, mass_text
+
+    kinds: dict[str, tuple[Callable[[float], str], dict[str, float]]] = {
+        "time": (duration_text, TIME_UNITS), "energy": (energy_text, ENERGY_UNITS),
+             "mass": (mass_text, MASS_UNITS)}
+    rows = table.rows
+    header = ["#", table.by.upper(), "N", "BASIS"] if loud else ["#", table.by, "n", "basis"]
+    cells = [[str(r.rank), r.group, str(r.n), ",".join(r.bases)] for r in rows]
+    for quiet, shout, name, kind in COLUMNS:
+        spreads: list[Spread | None] = [getattr(r, name) for r in rows]
+        known = [s.high for s in spreads if s is not None]
+        if not known:  # nobody counted that unit
+            continue
+        text, sizes = kinds[kind]
+        unit = text(max(known, key=abs)).split()[-1]
+        header.append(f"{shout if loud else quiet} ({unit})")
+        for line, spread in zip(cells, spreads, strict=True):
+            line.append(_spread_cell(spread, sizes[unit]))
+    if table.metric:
+        header.append(f"{table.metric} (best)")
+        for line, r in zip(cells, rows, strict=True):
+            line.append(_spread_cell(r.quality, 1.0))
+    header.append("PARETO" if loud else "Pareto")
+    for line, r in zip(cells, rows, strict=True):
+        line.append("yes" if r.pareto else "")
+    return header, cells
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:#.3g}"
+
+
+def _spread_cell(spread: Spread | None, size: float) -> str:
+    if spread is None:
+        return "-"
+    mean = _number(spread.mean / size)
+    if spread.std is None:
+        return mean
+    return (f"{mean} ± {_number(spread.std / size)} "
+            f"[{_number(spread.low / size)}..{_number(spread.high / size)}]")
 
 
 def compare(runs_or_ids: Sequence[RunResult | str], *, by: str = "run",

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TextIO
 
+from carbonmonitor._csvsafe import spreadsheet_safe
 from carbonmonitor.records import JOULES_PER_KWH, RunResult
 
 CODECARBON_VERSION = "3.3.2"
@@ -163,12 +164,13 @@ def csv_row(result: RunResult) -> dict[str, Any]:
 
 
 def write_csv(results: Iterable[RunResult], out: TextIO) -> None:
-    """Write a header and one row per run to ``out`` (open it with ``newline=""``)."""
+    """Write a header and one row per run to ``out`` (open it with ``newline=""``). Text a
+    spreadsheet would evaluate (``=...``, ``@...``) gets a leading ``'`` (see _csvsafe)."""
     writer = csv.DictWriter(out, fieldnames=[*CODECARBON_COLUMNS, *PROVENANCE_COLUMNS],
                             lineterminator="\n")
     writer.writeheader()
     for result in results:
-        writer.writerow(csv_row(result))
+        writer.writerow({k: spreadsheet_safe(v) for k, v in csv_row(result).items()})
 
 
 def write_json(results: Iterable[RunResult], out: TextIO) -> None:

@@ -69,7 +69,7 @@ def test_markdown_with_figures_links_the_files_it_wrote(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     md = out.read_text(encoding="utf-8")  # the .md suffix chose Markdown
     assert md.startswith("# Carbon report: resnet")
-    for stem in ("impact", "power"):
+    for stem in ("impact", "power", "devices", "intensity"):  # the HTML report's four figures
         assert (figures / f"{run_id}-{stem}.png").read_bytes()[:4] == b"\x89PNG"
         svg = figures / f"{run_id}-{stem}.svg"
         assert svg.read_text(encoding="utf-8").lstrip().startswith("<?xml")
@@ -136,3 +136,22 @@ def test_reports_and_figures_get_the_permissions_a_plain_file_would(tmp_path: Pa
     out.chmod(0o640)  # an existing file keeps its mode
     assert run_cli(["report", "last", "-o", str(out), "--db", str(db)]).returncode == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
+def test_the_format_follows_the_suffix_and_an_unknown_suffix_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    make_run(db)
+    done = run_cli(["report", "last", "-o", str(tmp_path / "r.htm"), "--db", str(db)])
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "r.htm").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    done = run_cli(["report", "last", "-o", str(tmp_path / "r.txt"), "--db", str(db)])
+    assert done.returncode == 2 and not (tmp_path / "r.txt").exists()
+    assert "r.txt" in done.stderr and "--format html|md" in done.stderr
+    done = run_cli(["report", "last", "--format", "md", "-o", str(tmp_path / "r.html"),
+                    "--db", str(db)])
+    assert done.returncode == 2 and not (tmp_path / "r.html").exists()
+    assert "is named as an HTML file" in done.stderr and ".md" in done.stderr
+    done = run_cli(["report", "last", "--format", "md", "-o", str(tmp_path / "r.txt"),
+                    "--db", str(db)])  # said outright: written as asked
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "r.txt").read_text(encoding="utf-8").startswith("# Carbon report")

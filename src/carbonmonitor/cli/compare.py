@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from carbonmonitor.cli import UsageError, say
-from carbonmonitor.compare import Comparison, Spread
-from carbonmonitor.summary import duration_text, energy_text, mass_text
+from carbonmonitor.compare import Comparison, table_cells
 
 __all__ = ["add_parser", "compare_command", "format_table"]
 
@@ -121,59 +119,13 @@ def _figure(table: Comparison, path: str) -> None:
 def format_table(table: Comparison) -> str:
     """The comparison as aligned text: one line per group; each column in one unit, chosen from
     its largest figure as the summary chooses it; groups show mean ± std [min..max]."""
-    rows = table.rows
-    columns: list[tuple[str, str, Callable[[float], str], dict[str, float]]] = [
-        ("DURATION", "duration_s", duration_text, TIME),
-        ("ENERGY", "energy_j", energy_text, ENERGY),
-        ("CO2e", "co2e_g", mass_text, MASS),
-        ("ENERGY/SAMPLE", "energy_per_sample_j", energy_text, ENERGY),
-        ("CO2e/SAMPLE", "co2e_per_sample_g", mass_text, MASS),
-        ("ENERGY/1k TOK", "energy_per_1k_tokens_j", energy_text, ENERGY),
-        ("CO2e/1k TOK", "co2e_per_1k_tokens_g", mass_text, MASS)]
-    header = ["#", table.by.upper(), "N", "BASIS"]
-    cells: list[list[str]] = [[str(r.rank), r.group, str(r.n), ",".join(r.bases)] for r in rows]
-    for title, name, text, units in columns:
-        spreads: list[Spread | None] = [getattr(r, name) for r in rows]
-        known = [s.high for s in spreads if s is not None]
-        if not known:  # nobody counted that unit
-            continue
-        unit = text(max(known, key=abs)).split()[-1]
-        header.append(f"{title} ({unit})")
-        for line, spread in zip(cells, spreads, strict=True):
-            line.append(_cell(spread, units[unit]))
-    if table.metric:
-        header.append(f"{table.metric} (best)")
-        for line, r in zip(cells, rows, strict=True):
-            line.append(_cell(r.quality, 1.0))
-    header.append("PARETO")
-    for line, r in zip(cells, rows, strict=True):
-        line.append("yes" if r.pareto else "")
+    header, cells = table_cells(table, loud=True)
     out = _aligned(header, cells)
-    if any(r.n > 1 for r in rows):
+    if any(r.n > 1 for r in table.rows):
         out.append("groups: mean ± standard deviation [min..max] over their runs")
     if table.mixed_bases:
         out.append("the ranking mixes emission-factor bases: see the note")
     return "\n".join(out)
-
-
-# the units the summary's texts end in, and their size in SI units
-TIME = {"h": 3600.0, "min": 60.0, "s": 1.0}
-ENERGY = {"kWh": 3.6e6, "Wh": 3600.0, "J": 1.0, "mJ": 1e-3, "µJ": 1e-6}
-MASS = {"kg": 1000.0, "g": 1.0, "mg": 1e-3, "µg": 1e-6}
-
-
-def _number(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:#.3g}"
-
-
-def _cell(spread: Spread | None, size: float) -> str:
-    if spread is None:
-        return "-"
-    mean = _number(spread.mean / size)
-    if spread.std is None:
-        return mean
-    return (f"{mean} ± {_number(spread.std / size)} "
-            f"[{_number(spread.low / size)}..{_number(spread.high / size)}]")
 
 
 def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:

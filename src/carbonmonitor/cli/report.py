@@ -47,8 +47,7 @@ def report_command(args: argparse.Namespace) -> int:
     """Run ``carbonmonitor report``; the exit code."""
     from carbonmonitor.store import open_store
 
-    fmt = args.format or ("md" if args.output and Path(args.output).suffix.lower()
-                          in (".md", ".markdown") else "html")
+    fmt = _format(args.format, args.output)
     store = open_store(args.db)
     result = store.load(args.run)
     series = store.series(result.identity.run_id)
@@ -70,20 +69,52 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md"}
+
+
+def _format(given: str | None, output: str | None) -> str:
+    """The format: ``--format``, else the ``-o`` suffix, else HTML. A suffix that names no
+    format, or the other one, is refused rather than written as something it does not say."""
+    suffix = Path(output).suffix.lower() if output and output != "-" else ""
+    implied = SUFFIXES.get(suffix)
+    if given is None:
+        if suffix and implied is None:
+            raise UsageError(f"cannot tell the report's format from {output!r}: name the file "
+                             ".html or .md, or give --format html|md")
+        return implied or "html"
+    if implied is not None and implied != given:
+        kind = "a Markdown" if implied == "md" else "an HTML"
+        raise UsageError(f"--format {given} but {output!r} is named as {kind} file: use a "
+                         f"{'.md' if given == 'md' else '.html'} name, or drop --format")
+    return given
+
+
+FIGURES = (("Carbon impact", "impact"), ("Power over time", "power"),
+           ("Energy and CO2e by device", "devices"), ("Carbon intensity over the run",
+                                                      "intensity"))
+
+
 def _write_figures(result: Any, series: Any, folder: Path, out: Path | None) -> dict[str, str]:
     """Draw the figures into ``folder``; ``{caption: path}``, relative to the report's folder
     when the report is written to a file."""
-    from carbonmonitor.plot import impact_figure, power_figure, save_figure
+    from carbonmonitor.plot import (
+        device_figure,
+        impact_figure,
+        intensity_figure,
+        power_figure,
+        save_figure,
+    )
 
     try:
-        impact = impact_figure(result, series=series)
-        power = power_figure(result, series=series)
+        drawn = {"impact": impact_figure(result, series=series),
+                 "power": power_figure(result, series=series),
+                 "devices": device_figure(result), "intensity": intensity_figure(result)}
     except ImportError as err:
         raise UsageError(f"--figures: {err}") from None
     links = {}
     run_id = result.identity.run_id
-    for caption, fig, stem in (("Carbon impact", impact, "impact"),
-                               ("Power over time", power, "power")):
+    for caption, stem in FIGURES:
+        fig = drawn[stem]
         for suffix in (".png", ".svg"):
             path = save_figure(fig, folder / f"{run_id}-{stem}{suffix}")
         base = out.resolve().parent if out is not None else Path.cwd()

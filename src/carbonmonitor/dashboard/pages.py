@@ -7,11 +7,11 @@ stored string is ever parsed as HTML or script. Numbers are formatted as the sum
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from urllib.parse import quote, urlencode
 
-from carbonmonitor.compare import Comparison, Spread
+from carbonmonitor.compare import BY, Comparison, table_cells
 from carbonmonitor.records import RunResult
 from carbonmonitor.report.html import _CSS
 from carbonmonitor.summary import duration_text, energy_text, mass_text
@@ -138,38 +138,45 @@ def _projects(runs: Sequence[RunResult]) -> str:
             + "</section>")
 
 
-def _spread(s: Spread | None, show: Callable[[float], str]) -> str:
-    if s is None:
-        return "-"
-    out = show(s.mean)
-    if s.std is not None:
-        out += f" ± {show(s.std)} [{show(s.low)}..{show(s.high)}]"
-    return out
-
-
-def compare_page(table: Comparison, svg: str, note: str) -> str:
-    """``/compare``: the comparison table (ranked by CO2e) and its figure (inline SVG)."""
-    header = ["#", table.by, "n", "basis", "duration", "energy", "CO2e", "energy/sample",
-              "CO2e/sample"]
-    if table.metric:
-        header.append(f"{table.metric} (best)")
-    header += ["Pareto", "runs"]
-    rows = []
-    for r in table.rows:
-        cells = [str(r.rank), r.group, str(r.n), ",".join(r.bases),
-                 _spread(r.duration_s, duration_text), _spread(r.energy_j, energy_text),
-                 _spread(r.co2e_g, mass_text), _spread(r.energy_per_sample_j, energy_text),
-                 _spread(r.co2e_per_sample_g, mass_text)]
-        if table.metric:
-            cells.append(_spread(r.quality, lambda v: f"{v:.4g}"))
-        cells.append("yes" if r.pareto else "")
-        rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells)
-                    + "<td>" + " ".join(_run_link(i) for i in r.run_ids) + "</td></tr>")
+def compare_page(table: Comparison, svg: str, note: str, *, results: Sequence[RunResult],
+                 query: Mapping[str, str]) -> str:
+    """``/compare``: a form to regroup (by) and choose the quality metric, the comparison table
+    (ranked by CO2e, the same cells as ``carbonmonitor compare``) and its figure (inline SVG).
+    ``results`` are the runs compared (for the form's choices), ``query`` the request's."""
+    header, cells = table_cells(table)
+    rows = ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in line)
+            + "<td>" + " ".join(_run_link(i) for i in r.run_ids) + "</td></tr>"
+            for r, line in zip(table.rows, cells, strict=True)]
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in (table.note, note) if n)
+    if any(r.n > 1 for r in table.rows):
+        notes += '<p class="note">groups: mean ± standard deviation [min..max] over their runs</p>'
     figure = f'<figure id="compare-figure">{svg}</figure>' if svg else ""
-    body = (f"<h1>Comparison by {escape(table.by)}</h1>"
-            + _table("compare", header, rows) + notes + figure)
+    body = (f"<h1>Comparison by {escape(table.by)}</h1>" + _compare_form(table, results, query)
+            + _table("compare", [*header, "runs"], rows) + notes + figure)
     return _page(f"carbonmonitor: comparison by {table.by}", body)
+
+
+def _compare_form(table: Comparison, results: Sequence[RunResult],
+                  query: Mapping[str, str]) -> str:
+    """Group by and metric choices; the selection (runs, project, tag) rides along hidden."""
+    params = sorted({k for r in results for k in r.identity.params})
+    groups = [*BY, *(f"param:{k}" for k in params)]
+    metrics = list(dict.fromkeys(m.name for r in results for m in r.metrics))
+
+    def options(values: Sequence[str], chosen: str, default: str = "") -> str:
+        first = f'<option value="">{escape(default)}</option>' if default else ""
+        return first + "".join(
+            f'<option value="{escape(v)}"{" selected" if v == chosen else ""}>{escape(v)}'
+            "</option>" for v in values)
+
+    hidden = "".join(f'<input type="hidden" name="{k}" value="{escape(query[k])}">'
+                     for k in ("runs", "project", "tag") if query.get(k))
+    chosen_metric = query.get("metric") or ""
+    return ('<form class="filter" id="compare-form" method="get" action="/compare">' + hidden
+            + f'<label>group by<select id="by" name="by">{options(groups, table.by)}</select>'
+            '</label><label>quality metric<select id="metric" name="metric">'
+            + options(metrics, chosen_metric, default=f"default ({table.metric or 'none'})")
+            + '</select></label><button type="submit" id="regroup">show</button></form>')
 
 
 def error_page(title: str, message: str) -> str:

@@ -223,7 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
             plt.close(fig)
         except ImportError as err:
             note = f"No figure: {err}"
-        self._send_html(HTTPStatus.OK, pages.compare_page(table, svg, note))
+        self._send_html(HTTPStatus.OK, pages.compare_page(table, svg, note, results=results,
+                                                          query=query))
 
     def _send_html(self, status: HTTPStatus, page: str, nonce: str | None = None) -> None:
         from carbonmonitor.dashboard.pages import csp
