@@ -203,7 +203,8 @@ class Cells(HTMLParser):
 
 def test_compare_page_shows_the_clis_cells_with_controls(server: Dashboard, db: Path) -> None:
     from carbonmonitor.cli.compare import format_table
-    from carbonmonitor.compare import MASS_UNITS, compare
+    from carbonmonitor.compare import compare
+    from carbonmonitor.summary import MASS_UNITS
 
     pytest.importorskip("matplotlib")
     make_run(db, name="bert", project="vision", start_wall=1_764_000_500.0)

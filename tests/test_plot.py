@@ -406,6 +406,53 @@ def test_phase_names_fit_whole_inside_their_span_and_the_axes(run: Run) -> None:
         assert {"pre-training", "fine-tuning"} <= set(shown)
 
 
+def test_the_factor_range_is_cut_at_the_axis_and_its_top_written(tmp_path: Path) -> None:
+    made = make_run(tmp_path, country="FR")  # France: the factor's high end is x2.4 the mean
+    fig = impact_figure(made.result, places=(), series=made.series)
+    data = figure_data(fig)
+    unit, size = data["units"]["stages_co2e"]
+    stages = phase_breakdown(made.result)
+    ax = by_gid(fig, "stage-0").axes
+    top = ax.get_ylim()[1] * size
+    energy_top = max(max(s.co2e_energy_high_g, s.co2e_g) for s in stages)
+    assert 1.3 * energy_top <= top * (1 + 1e-12) and top <= 1.45 * energy_top * (1 + 1e-12)
+    assert data["stages_cut"] == [i for i, s in enumerate(stages) if s.co2e_high_g > top]
+    assert data["stages_cut"]  # the tallest bar's range reaches past the axis
+    for i in data["stages_cut"]:
+        mark = by_gid(fig, f"stage-cut-{i}")
+        assert mark.get_text() == f"↑ {stages[i].co2e_high_g / size:.3g} {unit}"
+    assert not fig.findobj(lambda a: str(a.get_gid()).startswith("stage-cut-")
+                           and int(a.get_gid().rsplit("-", 1)[1]) not in data["stages_cut"])
+
+
+def test_a_phase_too_short_to_shade_is_named_in_the_legend(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    clock = ManualClock(start_wall=1_750_000_000.0)
+    tracker = Tracker(backend=[FakeBackend({"cpu": 50.0})], clock=clock, sampling="manual",
+                      quiet=True, db=db, country="DE")
+    tracker.start()
+    with tracker.phase("warm-up"):  # half a sampling period: the store keeps no span
+        clock.advance(0.5)
+    with tracker.phase("train"):
+        for _ in range(4):
+            clock.advance(1)
+            tracker.tick()
+    result = tracker.stop()
+    stored = carbonmonitor.series(result.identity.run_id, db=db)
+    assert [p for p, _, _ in stored.spans] == ["train"]
+
+    def legend(fig: Any) -> list[str]:
+        (run_id,) = figure_data(fig)["run_ids"]
+        timeline = by_gid(fig, f"cumulative-co2e-{run_id}").axes
+        return [t.get_text() for t in timeline.get_legend().get_texts()]
+
+    fig = impact_figure(result, places=(), series=stored)
+    assert "not shaded (each under one sampling period): warm-up" in legend(fig)
+    standard = make_run(tmp_path / "other")
+    assert not any(t.startswith("not shaded") for t in
+                   legend(impact_figure(standard.result, places=(), series=standard.series)))
+
+
 # -- the device and intensity figures ------------------------------------------------------
 
 
@@ -467,7 +514,8 @@ def test_device_figure_plots_the_stored_numbers(run: Run) -> None:
     fig = device_figure(run.result.identity.run_id, db=run.db)
     data = figure_data(fig)
     (eunit, esize), (munit, msize) = data["units"]["energy"], data["units"]["co2e"]
-    assert (eunit, munit) == ("Wh", "mg")  # 0.3..0.9 Wh, 100..300 mg
+    # 0.3..0.9 Wh, 0.1..0.3 g: the units the summary writes those in (0.1 g, not 100 mg)
+    assert (eunit, munit) == ("Wh", "g") and (esize, msize) == (3600.0, 1.0)
     devices = device_breakdown(run.result)
     assert data["devices"] == [dataclasses.asdict(d) for d in devices]
     for i, d in enumerate(devices):

@@ -40,5 +40,12 @@ def test_units_scale_and_rows_share_a_unit() -> None:
     assert energy_text(3.6e6 * 2) == "2.000 kWh"
     assert energy_text(5.0) == "5.00 J"
     assert energy_text(5.0, like=3600.0) == "0.001 Wh"
+    # J up to 0.1 Wh: 43 J reads "43.20 J", not "0.012 Wh"; Wh from 360 J
+    assert (energy_text(43.2), energy_text(359.0), energy_text(360.0)) == (
+        "43.20 J", "359.00 J", "0.100 Wh")
+    # in a larger row unit, a value too small to show is "<0.001 Wh", never "0.000 Wh"
+    assert energy_text(1.0, like=3600.0) == "<0.001 Wh"
+    assert energy_text(0.001, like=100.0) == "<0.01 J"
+    assert energy_text(0.0, like=3600.0) == "0.000 Wh"
     assert mass_text(1500.0) == "1.500 kg" and mass_text(0.5) == "0.5 g"
     assert (mass_text(0.0757), mass_text(2.5e-6), mass_text(0.0)) == ("75.7 mg", "2.5 µg", "0 g")

@@ -154,10 +154,6 @@ def _csv_row(row: GroupRow, table: Comparison) -> list[Any]:
     return cells
 
 
-# the units the summary's texts end in, and their size in SI units
-TIME_UNITS = {"h": 3600.0, "min": 60.0, "s": 1.0}
-ENERGY_UNITS = {"kWh": 3.6e6, "Wh": 3600.0, "J": 1.0, "mJ": 1e-3, "µJ": 1e-6}
-MASS_UNITS = {"kg": 1000.0, "g": 1.0, "mg": 1e-3, "µg": 1e-6}
 # (header, loud header, GroupRow field, kind) of the figures a table shows, in order
 COLUMNS = (("duration", "DURATION", "duration_s", "time"),
            ("energy", "ENERGY", "energy_j", "energy"), ("CO2e", "CO2e", "co2e_g", "mass"),
@@ -174,11 +170,10 @@ def table_cells(table: Comparison, *, loud: bool = False) -> tuple[list[str], li
     as ``mean ± std [min..max]`` with three significant digits, the quality metric's best value
     and ``yes`` on the Pareto front. A unit nobody counted has no column. ``loud``: the
     terminal's upper-case headers."""
-    from carbonmonitor.summary import duration_text, energy_text, mass_text
+    from carbonmonitor.summary import energy_unit, mass_unit, time_unit
 
-    kinds: dict[str, tuple[Callable[[float], str], dict[str, float]]] = {
-        "time": (duration_text, TIME_UNITS), "energy": (energy_text, ENERGY_UNITS),
-             "mass": (mass_text, MASS_UNITS)}
+    kinds: dict[str, Callable[[float], tuple[str, float]]] = {
+        "time": time_unit, "energy": energy_unit, "mass": mass_unit}
     rows = table.rows
     header = ["#", table.by.upper(), "N", "BASIS"] if loud else ["#", table.by, "n", "basis"]
     cells = [[str(r.rank), r.group, str(r.n), ",".join(r.bases)] for r in rows]
@@ -187,11 +182,10 @@ def table_cells(table: Comparison, *, loud: bool = False) -> tuple[list[str], li
         known = [s.high for s in spreads if s is not None]
         if not known:  # nobody counted that unit
             continue
-        text, sizes = kinds[kind]
-        unit = text(max(known, key=abs)).split()[-1]
+        unit, size = kinds[kind](max(known, key=abs))
         header.append(f"{shout if loud else quiet} ({unit})")
         for line, spread in zip(cells, spreads, strict=True):
-            line.append(_spread_cell(spread, sizes[unit]))
+            line.append(_spread_cell(spread, size))
     if table.metric:
         header.append(f"{table.metric} (best)")
         for line, r in zip(cells, rows, strict=True):

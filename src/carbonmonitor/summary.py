@@ -6,19 +6,25 @@ from carbonmonitor.records import WORK_UNITS, EnergyFigure, RunResult, Uncertain
 
 
 def energy_text(joules: float, like: float | None = None) -> str:
-    """Joules in the unit a reader expects (J, Wh or kWh), chosen by ``like`` when given so
-    that the rows of one table share a unit."""
-    scale = abs(joules if like is None else like) / 3600.0
+    """Joules in the unit a reader expects: J below 0.1 Wh (360 J), Wh below 1 kWh, then kWh;
+    mJ and µJ below 1 J. ``like`` chooses the unit instead, so that the rows of one table share
+    one; a value too small to show in it reads ``<0.001 Wh`` rather than ``0.000 Wh``."""
+    size = abs(joules if like is None else like)
     wh = joules / 3600.0
-    if scale >= 1000:
-        return f"{wh / 1000:.3f} kWh"
-    if scale >= 0.01:
-        return f"{wh:.3f} Wh"
-    if abs(joules if like is None else like) >= 1 or joules == 0:
-        return f"{joules:.2f} J"
-    if abs(joules) >= 1e-3:
+    if size >= 3.6e6:
+        text = f"{wh / 1000:.3f} kWh"
+    elif size >= 360.0:
+        text = f"{wh:.3f} Wh"
+    elif size >= 1 or joules == 0:
+        text = f"{joules:.2f} J"
+    elif abs(joules) >= 1e-3:
         return f"{joules * 1e3:.3g} mJ"
-    return f"{joules * 1e6:.3g} µJ"
+    else:
+        return f"{joules * 1e6:.3g} µJ"
+    number, unit = text.split()
+    if joules != 0 and float(number) == 0:  # only with like=: a larger unit than the value's
+        return f"{'>-' if joules < 0 else '<'}{'0.01' if unit == 'J' else '0.001'} {unit}"
+    return text
 
 
 def mass_text(grams: float) -> str:
@@ -40,6 +46,31 @@ def duration_text(seconds: float) -> str:
     if abs(seconds) >= 120:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.1f} s"
+
+
+# The units the texts above end in, and the size of one in SI units (s, J, g).
+TIME_UNITS = {"h": 3600.0, "min": 60.0, "s": 1.0}
+ENERGY_UNITS = {"kWh": 3.6e6, "Wh": 3600.0, "J": 1.0, "mJ": 1e-3, "µJ": 1e-6}
+MASS_UNITS = {"kg": 1000.0, "g": 1.0, "mg": 1e-3, "µg": 1e-6}
+
+
+def energy_unit(joules: float) -> tuple[str, float]:
+    """``(unit, joules per unit)`` that :func:`energy_text` writes ``joules`` in: for an axis or
+    a column whose largest value is ``joules``."""
+    unit = energy_text(joules).split()[-1]
+    return unit, ENERGY_UNITS[unit]
+
+
+def mass_unit(grams: float) -> tuple[str, float]:
+    """``(unit, grams per unit)`` that :func:`mass_text` writes ``grams`` in."""
+    unit = mass_text(grams).split()[-1]
+    return unit, MASS_UNITS[unit]
+
+
+def time_unit(seconds: float) -> tuple[str, float]:
+    """``(unit, seconds per unit)`` that :func:`duration_text` writes ``seconds`` in."""
+    unit = duration_text(seconds).split()[-1]
+    return unit, TIME_UNITS[unit]
 
 
 def _ml_lines(result: RunResult) -> list[str]:

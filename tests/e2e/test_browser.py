@@ -15,7 +15,7 @@ import carbonmonitor
 from carbonmonitor import FakeBackend, ManualClock, Tracker
 from carbonmonitor.dashboard import Dashboard, serve
 from carbonmonitor.report import render_html
-from carbonmonitor.summary import duration_text, energy_text, mass_text
+from carbonmonitor.summary import MASS_UNITS, duration_text, energy_text, mass_text
 
 IMG = "<img src=x onerror=window.__x=1>"
 SCRIPT = "</script><script>window.__y=1</script>"
@@ -99,12 +99,22 @@ def test_run_and_compare_pages_and_a_report_file_render_their_figures(
 
     ids = ",".join(r.identity.run_id for r in runs)
     page.visit(server.url + f"compare?runs={ids}")
-    table = page.text("compare")
-    for r in runs:
-        assert r.identity.run_id in table and mass_text(r.co2e_g) in table
+    header, *rows = [line.split("\t") for line in page.text("compare").splitlines()]
+    co2e = next(i for i, h in enumerate(header) if h.startswith("CO2e ("))
+    size = MASS_UNITS[header[co2e][len("CO2e ("):-1]]
+    for r in runs:  # the store's CO2e, in the column's unit
+        (row,) = [row for row in rows if row[-1].strip() == r.identity.run_id]
+        assert float(row[co2e]) == pytest.approx(r.co2e_g / size, rel=5e-3)
     sizes = page.js(svg_sizes, "#compare-figure > svg")
     assert len(sizes) == 1 and all(w > 100 and h > 100 for w, h in sizes), sizes
     page.screenshot("dashboard-compare.png")
+    # regroup with the form's controls: by name, the runs chosen carried along
+    page.js("document.getElementById('by').value='name';"
+            "document.getElementById('regroup').click();")
+    page.wait(lambda d: d.title.endswith("comparison by name"), "the regrouped comparison")
+    header = page.text("compare").splitlines()[0].split("\t")
+    assert header[1] == "name"
+    assert page.js("return new URL(location.href).searchParams.get('runs')") == ids
     page.check(server.url)
 
     report = tmp_path / "report.html"

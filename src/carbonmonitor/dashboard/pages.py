@@ -22,7 +22,7 @@ POLL_MS = 2000
 
 _EXTRA_CSS = """
 nav{margin:0 0 1rem}nav a{margin-right:1rem}
-form.filter{margin:.5rem 0}form.filter input{margin:0 .6rem 0 .2rem}
+form.filter{margin:.5rem 0}form.filter input,form.filter select{margin:0 .6rem 0 .2rem}
 #live-status{color:#57606a;font-size:.85rem}
 """
 

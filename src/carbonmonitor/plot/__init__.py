@@ -16,7 +16,7 @@ Example:
     ...         pass
     >>> fig = carbonmonitor.plot.impact_figure(run.result, path=tempfile.mkdtemp() + "/i.png")
     >>> sorted(carbonmonitor.plot.figure_data(fig))
-    ['carbonmonitor', 'kind', 'run_ids', 'stages', 'timeline', 'units', 'what_if']
+    ['carbonmonitor', 'kind', 'run_ids', 'stages', 'stages_cut', 'timeline', 'units', 'what_if']
 """
 
 from __future__ import annotations

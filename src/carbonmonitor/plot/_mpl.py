@@ -15,6 +15,9 @@ from carbonmonitor._fileio import set_usual_mode
 from carbonmonitor._version import __version__
 from carbonmonitor.errors import ConfigError
 from carbonmonitor.records import RunResult
+from carbonmonitor.summary import energy_unit as energy_unit  # the summary's units
+from carbonmonitor.summary import mass_unit as mass_unit
+from carbonmonitor.summary import time_unit as time_unit
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -23,14 +26,9 @@ INSTALL = "pip install 'carbonmonitor[plot]'"
 SUFFIXES = (".png", ".svg")
 DATA_ATTR = "_carbonmonitor_data"
 
-# (unit, size of one unit) from the largest down: the first whose size the value reaches.
-MASS_UNITS = (("kg", 1000.0), ("g", 1.0), ("mg", 1e-3))
-TIME_UNITS = (("h", 3600.0 * 3), ("min", 60.0 * 3), ("s", 0.0))
-_TIME_SIZE = {"h": 3600.0, "min": 60.0, "s": 1.0}
+# Units are the run summary's (carbonmonitor.summary): a figure's axis and the text beside it
+# name the same unit for the same value.
 POWER_UNITS = (("kW", 1000.0), ("W", 0.0))
-# kWh from 1 kWh, Wh from 0.01 Wh (36 J), J below: thresholds, not sizes (as for time)
-ENERGY_UNITS = (("kWh", 3.6e6), ("Wh", 36.0), ("J", 0.0))
-_ENERGY_SIZE = {"kWh": 3.6e6, "Wh": 3600.0, "J": 1.0}
 
 
 def new_figure(**kwargs: Any) -> Figure:
@@ -113,23 +111,6 @@ def pick_unit(value: float, units: Sequence[tuple[str, float]]) -> tuple[str, fl
         if abs(value) >= size:
             return unit, size
     return units[-1]
-
-
-def mass_unit(grams: float) -> tuple[str, float]:
-    """(unit, grams per unit) for a largest value in grams: kg, g or mg (g for nothing)."""
-    return pick_unit(grams, MASS_UNITS) if grams else ("g", 1.0)
-
-
-def time_unit(seconds: float) -> tuple[str, float]:
-    """(unit, seconds per unit) for a duration: s up to 3 min, min up to 3 h, then h."""
-    unit, _ = pick_unit(seconds, TIME_UNITS)
-    return unit, _TIME_SIZE[unit]
-
-
-def energy_unit(joules: float) -> tuple[str, float]:
-    """(unit, joules per unit) for a largest energy: kWh, Wh or (below 0.01 Wh) J."""
-    unit, _ = pick_unit(joules, ENERGY_UNITS)
-    return unit, _ENERGY_SIZE[unit]
 
 
 def power_unit(watts: float) -> tuple[str, float]:

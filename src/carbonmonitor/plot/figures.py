@@ -29,7 +29,7 @@ from carbonmonitor.plot.data import (
 from carbonmonitor.plot.whatif import DEFAULT_PLACES, Place, PlaceImpact, what_if
 from carbonmonitor.records import RunResult, pue_text
 from carbonmonitor.store import Series
-from carbonmonitor.summary import mass_text
+from carbonmonitor.summary import energy_text, mass_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -251,7 +251,7 @@ def _title(results: Sequence[RunResult]) -> str:
                                                                   else ""))
     where = sorted({"location unknown (world average)" if r.location.status == "unknown"
                     else r.location.describe() for r in results})
-    return text(f"{head}\n{mass_text(co2e)} CO2e · {_energy(energy)} · "
+    return text(f"{head}\n{mass_text(co2e)} CO2e · {energy_text(energy)} · "
                 f"{seconds / tsize:.3g} {tunit} · {'; '.join(where)}")
 
 
@@ -268,14 +268,6 @@ def _footer(fig: Figure, note: str) -> None:
 
 def _mass(grams: float, unit: str, size: float) -> str:
     return f"{grams / size:.3g} {unit}"
-
-
-def _energy(joules: float) -> str:
-    """Three significant digits in kWh, Wh or (below 0.01 Wh) J."""
-    wh = joules / 3600.0
-    if abs(wh) >= 1000:
-        return f"{wh / 1000:.3g} kWh"
-    return f"{wh:.3g} Wh" if abs(wh) >= 0.01 else f"{joules:.3g} J"
 
 
 # -- panels --------------------------------------------------------------------------------
@@ -301,19 +293,41 @@ def _stage_panel(ax: Axes, stages: Sequence[Stage], colours: dict[str, str], wha
     long = max(len(s.label) for s in stages) > 12 and len(stages) > 2
     ax.set_xticks(xs, [text(s.label) for s in stages], rotation=20 if long else 0,
                   ha="right" if long else "center")
-    ax.set_ylim(0, max(max(s.co2e_high_g for s in stages) * 1.08,  # room for the labels
-                       max(max(s.co2e_energy_high_g, s.co2e_g) for s in stages) * 1.3)
-                / size or 1.0)
+    _stage_limit(ax, stages, unit, size, data)
     ax.set_ylabel(f"CO2e ({unit})")
     ax.set_title(f"(a) CO2e by {what}" + ("" if spread else " (error bars: interval)"),
                  loc="left")
-    if spread:
-        ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
+    if spread:  # on the side away from the tallest bar, whose label and cut mark are high
+        tallest = max(range(len(stages)), key=lambda i: stages[i].co2e_high_g)
+        ax.legend(loc="upper right" if tallest < len(stages) / 2 else "upper left",
+                  fontsize=7, framealpha=0.9)
     ax.grid(axis="y", alpha=0.3)
     data["stages"] = [dataclasses.asdict(s) for s in stages]
     units = data.setdefault("units", {})
     units["stages_co2e"] = [unit, size]
     units["stages_energy"] = [eunit, esize]
+
+
+STAGE_HEADROOM = 1.45
+"""Panel (a)'s height is at most this x the tallest bar with its energy interval: the factor's
+hourly range (up to x2.4 for some grids) would otherwise squeeze the bars into its bottom third.
+A whisker cut there ends in an arrow with its top value."""
+
+
+def _stage_limit(ax: Axes, stages: Sequence[Stage], unit: str, size: float,
+                 data: dict[str, Any]) -> None:
+    energy_top = max(max(s.co2e_energy_high_g, s.co2e_g) for s in stages)
+    whole_top = max(s.co2e_high_g for s in stages) * 1.08  # room for the labels
+    limit = max(min(whole_top, energy_top * STAGE_HEADROOM), energy_top * 1.3) or size
+    ax.set_ylim(0, limit / size)
+    cut = [i for i, s in enumerate(stages) if s.co2e_high_g > limit]
+    for i in cut:
+        ax.annotate(f"↑ {_mass(stages[i].co2e_high_g, unit, size)}", (i, 1.0),
+                    xycoords=("data", "axes fraction"), xytext=(0, -2),
+                    textcoords="offset points", ha="center", va="top", fontsize=7,
+                    color="#6E6E6E", bbox=LABEL_BOX, zorder=4,
+                    gid=gid("stage-cut", str(i)))
+    data["stages_cut"] = cut
 
 
 def _intervals(ax: Axes, at: Sequence[float], values: Sequence[tuple[float, ...]], size: float,
@@ -384,10 +398,11 @@ def _timeline_panel(ax: Axes, pairs: Sequence[tuple[RunResult, Series]],
     handles, names = ax.get_legend_handles_labels()
     from matplotlib.lines import Line2D
 
-    note = _envelope_note(pairs[0][0], munit, msize) if one else None
-    if note is not None:
-        handles.append(Line2D([], [], linestyle="none"))
-        names.append(note)
+    notes = [_envelope_note(pairs[0][0], munit, msize), _unshaded_note(*pairs[0])] if one else []
+    for note in notes:
+        if note is not None:
+            handles.append(Line2D([], [], linestyle="none"))
+            names.append(text(note))
     labels: list[SpanLabel] = []
     if one:
         result, stored = pairs[0]
@@ -440,6 +455,17 @@ def _envelope_note(result: RunResult, unit: str, size: float) -> str | None:
         return None
     return (f"with the factor's hourly range: {unc.low / size:.3g}..{unc.high / size:.3g} "
             f"{unit} at the end")
+
+
+def _unshaded_note(result: RunResult, stored: Series) -> str | None:
+    """Top-level phases with no shaded span: the store keeps no span shorter than a sampling
+    period (the series cannot resolve it), so say which phases are missing and why."""
+    shaded = {p for p, _, _ in stored.spans}
+    missing = [p.name for p in result.phases if "/" not in p.name and p.name not in shaded]
+    if not missing:
+        return None
+    names = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    return f"not shaded (each under one sampling period): {names}"
 
 
 def _shade_spans(ax: Axes, spans: Sequence[tuple[str, float, float]], tsize: float,
