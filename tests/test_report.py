@@ -128,8 +128,9 @@ def expected_numbers(r: RunResult) -> list[str]:
     assert energy in summary  # the same helpers and rounding as `carbonmonitor show`
     unc, em = r.energy_uncertainty, r.emissions
     out = [energy_text(r.energy_j), energy_text(unc.low, r.energy_j),
-           energy_text(unc.high, r.energy_j), mass_text(em.co2e_g), mass_text(em.uncertainty.low),
-           mass_text(em.uncertainty.high), f"{r.mean_power_w:.1f} W",
+           energy_text(unc.high, r.energy_j), mass_text(em.co2e_g),
+           mass_text(em.uncertainty.low, em.co2e_g), mass_text(em.uncertainty.high, em.co2e_g),
+           f"{r.mean_power_w:.1f} W",
            duration_text(r.duration_s), f"{r.intensity.g_per_kwh:g} g/kWh",
            r.pue.describe().split(" (")[0].replace("PUE ", ""), r.identity.run_id,
            f"carbonmonitor {r.identity.carbonmonitor_version}"]
@@ -143,8 +144,8 @@ def expected_numbers(r: RunResult) -> list[str]:
     for m in r.metrics:
         out += [m.name, f"{m.last:.4g}", f"{m.best:.4g}"]
     for fc in r.forecasts:
-        out += [mass_text(fc.co2e_g), mass_text(fc.co2e_low_g), mass_text(fc.co2e_high_g),
-                fc.rule]
+        out += [mass_text(fc.co2e_g), mass_text(fc.co2e_low_g, fc.co2e_g),
+                mass_text(fc.co2e_high_g, fc.co2e_g), fc.rule]
     return out
 
 

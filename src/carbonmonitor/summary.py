@@ -27,8 +27,15 @@ def energy_text(joules: float, like: float | None = None) -> str:
     return text
 
 
-def mass_text(grams: float) -> str:
-    """Grams of CO2e in kg, g, mg or µg, three significant digits, never in e-notation."""
+def mass_text(grams: float, like: float | None = None) -> str:
+    """Grams of CO2e in kg, g, mg or µg, three significant digits, never in e-notation.
+    ``like`` chooses the unit instead (an interval's bounds in its value's unit), unless the
+    value would need e-notation there."""
+    if like is not None:
+        unit, size = mass_unit(like)
+        scaled = grams / size
+        if scaled == 0 or 1e-3 <= abs(scaled):
+            return f"{scaled:.3f} kg" if unit == "kg" else f"{scaled:.3g} {unit}"
     size = abs(grams)
     if size >= 1000:
         return f"{grams / 1000:.3f} kg"
@@ -99,7 +106,8 @@ def _ml_lines(result: RunResult) -> list[str]:
         lines.append(f"Forecast {f.label + ': ' if f.label else ''}after {f.after:g} of "
                      f"{f.total:g} {f.unit}s: {duration_text(f.duration_s)}, "
                      f"{energy_text(f.energy_j)}, {mass_text(f.co2e_g)} CO2e "
-                     f"[{mass_text(f.co2e_low_g)} .. {mass_text(f.co2e_high_g)}] ({f.rule})")
+                     f"[{mass_text(f.co2e_low_g, f.co2e_g)} .. "
+                     f"{mass_text(f.co2e_high_g, f.co2e_g)}] ({f.rule})")
         o = f.outcome
         if o is not None:
             inside = "inside" if o.energy_contained and o.duration_contained else "OUTSIDE"
@@ -115,7 +123,7 @@ def _ml_lines(result: RunResult) -> list[str]:
 
 def _interval(unc: Uncertainty, value: float, mass: bool = False) -> str:
     if mass:
-        return f"[{mass_text(unc.low)} .. {mass_text(unc.high)}]"
+        return f"[{mass_text(unc.low, value)} .. {mass_text(unc.high, value)}]"
     return f"[{energy_text(unc.low, value)} .. {energy_text(unc.high, value)}]"
 
 

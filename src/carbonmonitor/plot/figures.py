@@ -97,7 +97,8 @@ def impact_figure(runs: Runs, *, places: Sequence[Place] = DEFAULT_PLACES,
     colours = _colours([s.label for s in stages])
     data: dict[str, Any] = {"kind": "impact", "carbonmonitor": __version__,
                             "run_ids": [r.identity.run_id for r in results]}
-    _stage_panel(axes["a"], stages, colours, "phase" if one and len(stages) > 1 else "run", data)
+    by_phase = one and bool(phase_breakdown(results[0]))
+    _stage_panel(axes["a"], stages, colours, "phase" if by_phase else "run", data)
     labels = _timeline_panel(axes["b"], pairs, colours, data)
     extra = []
     if impacts:
@@ -297,9 +298,13 @@ def _stage_panel(ax: Axes, stages: Sequence[Stage], colours: dict[str, str], wha
     ax.set_ylabel(f"CO2e ({unit})")
     ax.set_title(f"(a) CO2e by {what}" + ("" if spread else " (error bars: interval)"),
                  loc="left")
-    if spread:  # on the side away from the tallest bar, whose label and cut mark are high
+    if spread:  # on the side away from the tallest bar, and under the marks of cut ranges
         tallest = max(range(len(stages)), key=lambda i: stages[i].co2e_high_g)
-        ax.legend(loc="upper right" if tallest < len(stages) / 2 else "upper left",
+        side = "right" if tallest < len(stages) / 2 else "left"
+        if len(stages) == 1:  # one bar would fill the panel: leave the legend room beside it
+            ax.set_xlim(-0.6, 1.4)
+        anchor = (1.0 if side == "right" else 0.0, 0.93 if data["stages_cut"] else 1.0)
+        ax.legend(loc="upper right" if side == "right" else "upper left", bbox_to_anchor=anchor,
                   fontsize=7, framealpha=0.9)
     ax.grid(axis="y", alpha=0.3)
     data["stages"] = [dataclasses.asdict(s) for s in stages]

@@ -45,7 +45,7 @@ class Report:
 def interval(unc: Uncertainty, value: float, *, mass: bool = False) -> str:
     """``[a .. b]`` as the summary writes it (energies in the unit of ``value``)."""
     if mass:
-        return f"[{mass_text(unc.low)} .. {mass_text(unc.high)}]"
+        return f"[{mass_text(unc.low, value)} .. {mass_text(unc.high, value)}]"
     return f"[{energy_text(unc.low, value)} .. {energy_text(unc.high, value)}]"
 
 
@@ -147,18 +147,20 @@ def _forecast_table(result: RunResult) -> Table:
         if o is None:
             outcome = "no outcome (the run did not complete its units)"
         else:
-            errors = ", ".join(f"{name} {err:+.1%}" for name, err in (
-                ("energy", o.energy_error), ("duration", o.duration_error),
-                ("CO2e", o.co2e_error)) if err is not None)
+            errors = ", ".join(
+                f"{name} {abs(err):.1%} too {'high' if err > 0 else 'low'}" for name, err in (
+                    ("energy", o.energy_error), ("duration", o.duration_error),
+                    ("CO2e", o.co2e_error)) if err is not None)
             inside = "inside" if o.energy_contained and o.duration_contained else "OUTSIDE"
-            outcome = f"{errors or 'nothing to compare'} off; actual {inside} the interval"
+            outcome = (f"forecast {errors or 'not comparable'}; the actual figures lay "
+                       f"{inside} its interval")
         rows.append((f.label or "run", f"{f.after:g} of {f.total:g} {f.unit}s",
                      f"{duration_text(f.duration_s)} [{duration_text(f.duration_low_s)} .. "
                      f"{duration_text(f.duration_high_s)}]",
                      f"{energy_text(f.energy_j)} [{energy_text(f.energy_low_j, f.energy_j)} .. "
                      f"{energy_text(f.energy_high_j, f.energy_j)}]",
-                     f"{mass_text(f.co2e_g)} [{mass_text(f.co2e_low_g)} .. "
-                     f"{mass_text(f.co2e_high_g)}]", f.rule, outcome))
+                     f"{mass_text(f.co2e_g)} [{mass_text(f.co2e_low_g, f.co2e_g)} .. "
+                     f"{mass_text(f.co2e_high_g, f.co2e_g)}]", f.rule, outcome))
     return Table("forecasts", "Forecasts and outcomes",
                  ("Training", "Made after", "Duration", "Energy", "CO2e", "Rule", "Outcome"),
                  tuple(rows))
