@@ -125,6 +125,15 @@ def test_runs_page_shows_the_stores_numbers(server: Dashboard, db: Path) -> None
     total = sum(r.co2e_g for r in runs if r.identity.project == "nlp")
     assert mass_text(total) in text
 
+    boxes = [a for tag, a in parsed.tags if tag == "input" and a.get("type") == "checkbox"]
+    assert [(b["name"], b["value"]) for b in boxes] == [("run", r.identity.run_id) for r in runs]
+    assert {"pick", "compare-picked", "compare-shown"} <= parsed.ids()
+    picked = "&".join(f"run={quote(r.identity.run_id)}" for r in runs)  # what ticking submits
+    status, compared, _ = get(server.url + "compare?" + picked)
+    rows = Cells(compared, "compare").rows[1:]
+    assert status == 200 and sorted(row[-1] for row in rows) == sorted(
+        r.identity.run_id for r in runs)
+
     _, filtered, _ = get(server.url + "?project=nlp")
     assert "bert" in Parsed(filtered).text and "resnet" not in Parsed(filtered).text
     _, by_tag, _ = get(server.url + "?tag=seed1")

@@ -55,6 +55,17 @@ def duration_text(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
+def when_text(iso: str) -> str:
+    """An ISO 8601 time in the reader's local time zone, to the minute (as given if it does
+    not parse)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
 # The units the texts above end in, and the size of one in SI units (s, J, g).
 TIME_UNITS = {"h": 3600.0, "min": 60.0, "s": 1.0}
 ENERGY_UNITS = {"kWh": 3.6e6, "Wh": 3600.0, "J": 1.0, "mJ": 1e-3, "µJ": 1e-6}

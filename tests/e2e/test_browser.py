@@ -83,6 +83,17 @@ def test_runs_page_shows_the_store_and_the_live_table_follows_a_run(
               "the stopped run to leave the live table")
     page.check(server.url)
 
+    # tick two runs and compare them
+    page.visit(server.url)
+    ticked = [r.identity.run_id for r in runs[:2]]
+    for run_id in ticked:
+        page.driver.find_element("css selector", f'input[name="run"][value="{run_id}"]').click()
+    page.driver.find_element("id", "compare-picked").click()
+    page.wait(lambda d: d.title.endswith("comparison by run"), "the comparison of the ticked")
+    rows = page.text("compare").splitlines()[1:]
+    assert sorted(r.split("\t")[-1].strip() for r in rows) == sorted(ticked)
+    page.check(server.url)
+
 
 def test_run_and_compare_pages_and_a_report_file_render_their_figures(
         page: Any, server: Dashboard, db: Path, tmp_path: Path) -> None:

@@ -9,13 +9,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, TextIO
 
 from carbonmonitor.cli import UsageError
 from carbonmonitor.records import RunResult
 from carbonmonitor.store import RunList, Store, open_store
-from carbonmonitor.summary import energy_text, format_summary, mass_text
+from carbonmonitor.summary import energy_text, format_summary, mass_text, when_text
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:
@@ -51,14 +50,6 @@ def _selected(args: argparse.Namespace, store: Store, limit: int | None) -> RunL
                       status=args.status, limit=limit)
 
 
-def _when(iso: str) -> str:
-    """A start time in the reader's local time zone, to the minute."""
-    try:
-        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
-
-
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
@@ -84,7 +75,7 @@ def runs_command(args: argparse.Namespace) -> int:
         return 0
     header = ("RUN", "STARTED", "PROJECT", "NAME", "STATUS", "DURATION", "ENERGY", "CO2e",
               "TAGS")
-    rows = [(r.identity.run_id, _when(r.identity.started_at), r.identity.project,
+    rows = [(r.identity.run_id, when_text(r.identity.started_at), r.identity.project,
              r.identity.name, r.status, _duration(r.duration_s), energy_text(r.energy_j),
              mass_text(r.co2e_g), ",".join(r.identity.tags)) for r in shown]
     _table(header, rows, right=(5, 6, 7), out=sys.stdout)

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from carbonmonitor.compare import BY, Comparison, table_cells
 from carbonmonitor.records import RunResult
 from carbonmonitor.report.html import _CSS
-from carbonmonitor.summary import duration_text, energy_text, mass_text
+from carbonmonitor.summary import duration_text, energy_text, mass_text, when_text
 
 __all__ = ["compare_page", "csp", "error_page", "live_rows", "runs_page"]
 
@@ -24,6 +24,7 @@ _EXTRA_CSS = """
 nav{margin:0 0 1rem}nav a{margin-right:1rem}
 form.filter{margin:.5rem 0}form.filter input,form.filter select{margin:0 .6rem 0 .2rem}
 #live-status{color:#57606a;font-size:.85rem}
+td.n{white-space:nowrap}
 """
 
 # Fetches /api/live and updates the live table in place; strings go in through textContent.
@@ -102,22 +103,29 @@ def runs_page(runs: Sequence[RunResult], live: Sequence[dict[str, str]], *, nonc
         ident = r.identity
         tags = ", ".join(ident.tags)
         rows.append(
-            f'<tr id="run-{escape(ident.run_id)}"><td>{_run_link(ident.run_id)}</td>'
-            f"<td>{escape(ident.started_at)}</td><td>{escape(ident.project)}</td>"
+            f'<tr id="run-{escape(ident.run_id)}"><td><input type="checkbox" name="run" '
+            f'value="{escape(ident.run_id)}" aria-label="pick {escape(ident.run_id)}"></td>'
+            f"<td>{_run_link(ident.run_id)}</td>"
+            f'<td class="n" title="{escape(ident.started_at)}">'
+            f"{escape(when_text(ident.started_at))}</td><td>{escape(ident.project)}</td>"
             f"<td>{escape(ident.name)}</td><td>{escape(tags)}</td><td>{escape(r.status)}</td>"
-            f"<td>{escape(duration_text(r.duration_s))}</td>"
-            f"<td>{escape(energy_text(r.energy_j))}</td><td>{escape(mass_text(r.co2e_g))}</td>"
+            f'<td class="n">{escape(duration_text(r.duration_s))}</td>'
+            f'<td class="n">{escape(energy_text(r.energy_j))}</td>'
+            f'<td class="n">{escape(mass_text(r.co2e_g))}</td>'
             f'<td><a href="/compare?{escape(urlencode({"runs": ident.run_id}))}">compare</a>'
             "</td></tr>")
-    runs_table = _table("runs", ("run", "started", "project", "name", "tags", "status",
+    runs_table = _table("runs", ("", "run", "started", "project", "name", "tags", "status",
                                  "duration", "energy", "CO2e", ""), rows)
     ids = ",".join(r.identity.run_id for r in runs[:10])
-    compare_all = (f'<p><a id="compare-shown" href="/compare?{escape(urlencode({"runs": ids}))}">'
-                   "compare the runs shown (up to 10)</a></p>" if len(runs) > 1 else "")
+    compare_all = (f'<a id="compare-shown" href="/compare?{escape(urlencode({"runs": ids}))}">'
+                   "or compare the runs shown (up to 10)</a>" if len(runs) > 1 else "")
+    picker = ('<form id="pick" method="get" action="/compare">' + runs_table
+              + '<p><button type="submit" id="compare-picked">compare the runs ticked</button> '
+              + compare_all + "</p></form>") if runs else runs_table
     body = ("<h1>carbonmonitor dashboard</h1>"
             '<section id="live-section"><h2>Running now</h2>'
             f'<p id="live-status">{len(live)} running</p>{live_table}</section>'
-            f'<section id="runs-section"><h2>Runs</h2>{filters}{runs_table}{compare_all}'
+            f'<section id="runs-section"><h2>Runs</h2>{filters}{picker}'
             f"</section>{_projects(runs)}")
     return _page("carbonmonitor dashboard", body, nonce=nonce, script=_LIVE_SCRIPT)
 
@@ -130,7 +138,8 @@ def _projects(runs: Sequence[RunResult]) -> str:
         t[1] += r.energy_j
         t[2] += r.co2e_g
     rows = [f'<tr><td><a href="/?{escape(urlencode({"project": p}))}">{escape(p)}</a></td>'
-            f"<td>{int(n)}</td><td>{escape(energy_text(e))}</td><td>{escape(mass_text(c))}</td>"
+            f'<td class="n">{int(n)}</td><td class="n">{escape(energy_text(e))}</td>'
+            f'<td class="n">{escape(mass_text(c))}</td>'
             f'<td><a href="/compare?{escape(urlencode({"project": p, "by": "name"}))}">'
             "compare by name</a></td></tr>" for p, (n, e, c) in sorted(totals.items())]
     return ('<section id="projects-section"><h2>Projects</h2>'

@@ -143,7 +143,10 @@ class _Handler(BaseHTTPRequestHandler):
         from carbonmonitor.dashboard import pages
 
         url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        given = parse_qs(url.query)
+        query = {k: v[-1] for k, v in given.items()}
+        if given.get("run"):  # the runs page's ticked boxes: run=ID&run=ID
+            query["runs"] = ",".join([*query.get("runs", "").split(","), *given["run"]]).strip(",")
         try:
             if url.path == "/favicon.ico":  # browsers ask for it: no icon, and no error
                 self.send_response(HTTPStatus.NO_CONTENT)
