@@ -3,6 +3,7 @@ arguments > environment > carbonmonitor.toml > pyproject.toml > defaults."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,19 +110,26 @@ def test_a_pyproject_that_cannot_hold_our_table_is_not_parsed(tmp_path: Path) ->
         find_config_files(tmp_path)
 
 
+def bare_env() -> dict[str, str]:
+    """No CARBONMONITOR_* variables, but the test's own data directory: the run is stored
+    there, never in the user's store."""
+    return {"PATH": "/usr/bin:/bin", "XDG_DATA_HOME": os.environ["XDG_DATA_HOME"],
+            "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]}
+
+
 def test_cli_reads_config_and_reports_its_errors_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "carbonmonitor.toml").write_text('country = "Norway"\nbackend = "fake"\n')
     json_path = tmp_path / "r.json"
     done = subprocess.run([sys.executable, "-m", "carbonmonitor", "run", "--quiet", "--json",
                            str(json_path), "--", sys.executable, "-c", "pass"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin"})
+                          env=bare_env())
     assert done.returncode == 0, done.stderr
     assert '"zone": "NOR"' in json_path.read_text()
     (tmp_path / "carbonmonitor.toml").write_text("pue = 0.8\n")
     done = subprocess.run([sys.executable, "-m", "carbonmonitor", "run", "--", "true"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin"})
+                          env=bare_env())
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "0.8" in done.stderr
