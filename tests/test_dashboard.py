@@ -102,6 +102,71 @@ def test_binds_loopback_only_on_a_free_port(server: Dashboard) -> None:
     assert server.url == f"http://127.0.0.1:{port}/"
 
 
+def test_a_foreign_host_name_is_refused_against_dns_rebinding(server: Dashboard) -> None:
+    import http.client
+
+    port = server.server_address[1]
+
+    def status_for(host: str | None) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.putrequest("GET", "/api/runs", skip_host=True)
+            if host is not None:
+                conn.putheader("Host", host)
+            conn.endheaders()
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode("utf-8")
+        finally:
+            conn.close()
+
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        assert status_for(host)[0] == 200, host
+    for host in ("attacker.example", f"attacker.example:{port}", "127.0.0.1", None,
+                 f"127.0.0.1:{port + 1}"):
+        status, page = status_for(host)
+        assert status == 403, host
+        text = Parsed(page).text
+        assert server.url in text and "resnet" not in text  # no run leaks
+        assert repr((host or "(none)").lower()) in text
+
+
+def test_runs_page_shows_a_limited_number_of_runs_with_a_way_to_more(
+        server: Dashboard, db: Path) -> None:
+    for i in range(3):
+        make_run(db, name=f"extra{i}", start_wall=1_764_000_100.0 + i)
+    status, page, _ = get(server.url + "?limit=2")
+    parsed = Parsed(page)
+    shown = [i for i in parsed.ids() if i.startswith("run-")]
+    assert status == 200 and len(shown) == 2 and "more" in parsed.ids()
+    assert ("a", {"href": "/?limit=20"}) in parsed.tags
+    projects = Cells(page, "projects").rows[1:]  # totals over every run, not the ones shown
+    runs = carbonmonitor.runs(db=str(db))
+    assert projects == [["vision", "4", energy_text(sum(r.energy_j for r in runs)),
+                         mass_text(sum(r.co2e_g for r in runs)), "compare by name"]]
+    status, page, _ = get(server.url)
+    assert status == 200 and "more" not in Parsed(page).ids()
+    assert len(json.loads(get(server.url + "api/runs?limit=1")[1])["runs"]) == 1
+    for bad in ("0", "x", "-1"):
+        status, page, _ = get(server.url + f"?limit={bad}")
+        assert status == 400 and "limit must be a positive whole number" in Parsed(page).text
+
+
+def test_compare_needs_a_selection_and_caps_it(server: Dashboard, db: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from carbonmonitor.dashboard import server as server_module
+
+    status, page, _ = get(server.url + "compare")
+    assert status == 200 and "Nothing to compare" in Parsed(page).text
+    make_run(db, name="bert", start_wall=1_764_000_100.0)
+    monkeypatch.setattr(server_module, "COMPARE_MAX", 1)
+    status, page, _ = get(server.url + "compare?project=vision")
+    assert status == 400 and "more than 1 runs selected" in Parsed(page).text
+    run_id = carbonmonitor.runs(db=str(db))[0].identity.run_id
+    status, page, _ = get(server.url + f"compare?runs={run_id},{run_id[:-2]}&run={run_id}")
+    rows = Cells(page, "compare").rows[1:]  # one run named three ways: one row, n = 1
+    assert status == 200 and len(rows) == 1 and rows[0][2] == "1"
+
+
 def test_runs_page_shows_the_stores_numbers(server: Dashboard, db: Path) -> None:
     make_run(db, name="bert", project="nlp", tags=("seed1",), start_wall=1_764_000_500.0)
     status, page, headers = get(server.url)

@@ -272,12 +272,18 @@ def pareto_front(points: Sequence[tuple[float | None, float]],
 
 def _load(items: Sequence[RunResult | str], db: str | os.PathLike[str] | None
           ) -> list[RunResult]:
-    if not any(isinstance(item, str) for item in items):
-        return [item for item in items if isinstance(item, RunResult)]
-    from carbonmonitor.store import open_store
+    """The runs, each once: a run named twice (an id and a prefix of it) would count as two
+    seeds and fake a spread."""
+    if any(isinstance(item, str) for item in items):
+        from carbonmonitor.store import open_store
 
-    store = open_store(None if db is None else os.fspath(db))
-    return [store.load(item) if isinstance(item, str) else item for item in items]
+        store = open_store(None if db is None else os.fspath(db))
+        items = [store.load(item) if isinstance(item, str) else item for item in items]
+    unique: dict[str, RunResult] = {}
+    for r in items:
+        if isinstance(r, RunResult):
+            unique.setdefault(r.identity.run_id, r)
+    return list(unique.values())
 
 
 def _groups(results: Sequence[RunResult], by: str) -> dict[str, list[RunResult]]:

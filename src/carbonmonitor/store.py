@@ -406,6 +406,13 @@ class Store:
         if since is not None:
             where.append("started_unix >= ?")
             args.append(parse_since(since).timestamp())
+        if status == "running":  # the stored status, narrowed below by whether its owner lives
+            where.append("status = 'running'")
+        elif status == "interrupted":
+            where.append("status IN ('running', 'interrupted')")
+        elif status is not None:
+            where.append("status = ?")
+            args.append(status)
         query = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY started_unix DESC"
         out = RunList()
         with self.connect() as db:
@@ -431,6 +438,34 @@ class Store:
         ids = ", ".join(r["run_id"] for r in rows[:5])
         raise StoreError(f"run id {run_id!r} is ambiguous in {self.path}: it starts {ids}"
                          f"{' ...' if len(rows) > 5 else ''}; give more characters")
+
+    def project_totals(self) -> list[tuple[str, int, float, float]]:
+        """``(project, runs, energy J, CO2e g)`` of every project, by name, summed in SQL (no
+        result is parsed). CO2e is summed as stored, whatever each run's basis."""
+        with self.connect() as db:
+            return [(p, int(n), float(e), float(c)) for p, n, e, c in db.execute(
+                "SELECT project, COUNT(*), SUM(energy_j), SUM(co2e_g) FROM runs "
+                "GROUP BY project ORDER BY project")]
+
+    def latest_power_w(self, run_id: str) -> float | None:
+        """The run's power between its last two stored samples, all domains together (None
+        with fewer than two samples, or no such run): reads two samples, not the series."""
+        with self.connect() as db:
+            rows = db.execute(
+                "SELECT seq, t_s, domain, energy_j FROM samples WHERE run_id = ? AND seq >= "
+                "(SELECT MAX(seq) FROM samples WHERE run_id = ?) - 1", (run_id, run_id)
+            ).fetchall()
+        seqs = sorted({r[0] for r in rows})
+        if len(seqs) < 2:
+            return None
+        first, last = seqs
+        t = {seq: t_s for seq, t_s, _, _ in rows}
+        if t[last] <= t[first]:
+            return 0.0
+        energy = {(seq, domain): e for seq, _, domain, e in rows}
+        domains = {d for seq, d in energy if seq == last and (first, d) in energy}
+        drawn = sum(float(energy[last, d]) - float(energy[first, d]) for d in domains)
+        return drawn / (float(t[last]) - float(t[first]))
 
     def series(self, run_id: str) -> Series:
         """The run's time series: sample times and cumulative energy per domain."""

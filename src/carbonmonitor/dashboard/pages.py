@@ -45,9 +45,10 @@ _LIVE_SCRIPT = """
       body.replaceChildren.apply(body,rows);
       status.textContent=d.runs.length+" running; updated "+new Date().toLocaleTimeString();
       status.dataset.updates=String(Number(status.dataset.updates||"0")+1);
-    }).catch(function(e){status.textContent="live update failed: "+e;});
+    }).catch(function(e){status.textContent="live update failed: "+e;})
+      .finally(function(){setTimeout(update,POLL_MS);});  // the next poll after this one
   }
-  update();setInterval(update,POLL_MS);
+  update();
 })();
 """.replace("POLL_MS", str(POLL_MS))
 
@@ -90,8 +91,10 @@ def live_rows(live: Sequence[dict[str, str]]) -> list[str]:
 
 
 def runs_page(runs: Sequence[RunResult], live: Sequence[dict[str, str]], *, nonce: str,
-              project: str = "", tag: str = "") -> str:
-    """``/``: running runs (live), the runs table (newest first) and the projects' totals."""
+              project: str = "", tag: str = "", more: bool = False, limit: int = 0,
+              projects: Sequence[tuple[str, int, float, float]] = ()) -> str:
+    """``/``: running runs (live), the runs table (newest first; ``more``: older runs match
+    beyond the ``limit`` shown) and the projects' totals."""
     filters = (f'<form class="filter" id="filter" method="get" action="/">'
                f'<label>project<input name="project" value="{escape(project)}"></label>'
                f'<label>tag<input name="tag" value="{escape(tag)}"></label>'
@@ -119,6 +122,12 @@ def runs_page(runs: Sequence[RunResult], live: Sequence[dict[str, str]], *, nonc
     ids = ",".join(r.identity.run_id for r in runs[:10])
     compare_all = (f'<a id="compare-shown" href="/compare?{escape(urlencode({"runs": ids}))}">'
                    "or compare the runs shown (up to 10)</a>" if len(runs) > 1 else "")
+    if more:
+        older = urlencode({k: v for k, v in (("project", project), ("tag", tag),
+                                              ("limit", str(limit * 10))) if v})
+        runs_table += (f'<p class="note" id="more">The newest {limit} runs are shown. '
+                       f'<a href="/?{escape(older)}">Show up to {limit * 10}</a>, or filter '
+                       "by project or tag.</p>")
     picker = ('<form id="pick" method="get" action="/compare">' + runs_table
               + '<p><button type="submit" id="compare-picked">compare the runs ticked</button> '
               + compare_all + "</p></form>") if runs else runs_table
@@ -126,22 +135,16 @@ def runs_page(runs: Sequence[RunResult], live: Sequence[dict[str, str]], *, nonc
             '<section id="live-section"><h2>Running now</h2>'
             f'<p id="live-status">{len(live)} running</p>{live_table}</section>'
             f'<section id="runs-section"><h2>Runs</h2>{filters}{picker}'
-            f"</section>{_projects(runs)}")
+            f"</section>{_projects(projects)}")
     return _page("carbonmonitor dashboard", body, nonce=nonce, script=_LIVE_SCRIPT)
 
 
-def _projects(runs: Sequence[RunResult]) -> str:
-    totals: dict[str, list[float]] = {}
-    for r in runs:
-        t = totals.setdefault(r.identity.project, [0, 0.0, 0.0])
-        t[0] += 1
-        t[1] += r.energy_j
-        t[2] += r.co2e_g
+def _projects(totals: Sequence[tuple[str, int, float, float]]) -> str:
     rows = [f'<tr><td><a href="/?{escape(urlencode({"project": p}))}">{escape(p)}</a></td>'
             f'<td class="n">{int(n)}</td><td class="n">{escape(energy_text(e))}</td>'
             f'<td class="n">{escape(mass_text(c))}</td>'
             f'<td><a href="/compare?{escape(urlencode({"project": p, "by": "name"}))}">'
-            "compare by name</a></td></tr>" for p, (n, e, c) in sorted(totals.items())]
+            "compare by name</a></td></tr>" for p, n, e, c in totals]
     return ('<section id="projects-section"><h2>Projects</h2>'
             + _table("projects", ("project", "runs", "energy", "CO2e", ""), rows)
             + "</section>")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from carbonmonitor.errors import CarbonMonitorError, StoreError
+from carbonmonitor.errors import CarbonMonitorError, ConfigError, StoreError
 from carbonmonitor.records import RunResult
 from carbonmonitor.store import Store, open_store
 from carbonmonitor.summary import duration_text, energy_text, mass_text
@@ -110,11 +110,9 @@ def live_runs(store: Store) -> list[dict[str, Any]]:
 
 def _latest_power_w(store: Store, run_id: str) -> float | None:
     try:
-        series = store.series(run_id)
-    except StoreError:  # deleted between the two reads
+        return store.latest_power_w(run_id)
+    except StoreError:  # the store went away between the two reads
         return None
-    last = [p[-1] for p in series.power_w().values() if p]
-    return sum(last) if last else None
 
 
 def run_json(r: RunResult) -> dict[str, Any]:
@@ -142,6 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (the base class's name)
         from carbonmonitor.dashboard import pages
 
+        refused = self._foreign_host()
+        if refused:
+            self._send_html(HTTPStatus.FORBIDDEN, pages.error_page("Wrong host name", refused))
+            return
         url = urlsplit(self.path)
         given = parse_qs(url.query)
         query = {k: v[-1] for k, v in given.items()}
@@ -159,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._compare_page(query)
             elif url.path == "/api/runs":
                 runs = self.server.store.runs(project=query.get("project") or None,
-                                              tags=_tags(query))
+                                              tags=_tags(query), limit=_limit(query))
                 self._send_json({"runs": [run_json(r) for r in runs]})
             elif url.path == "/api/live":
                 self._send_json({"runs": live_runs(self.server.store)})
@@ -170,16 +172,38 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_html(HTTPStatus.BAD_REQUEST, pages.error_page("Cannot show that",
                                                                      str(err)))
 
+    def _foreign_host(self) -> str:
+        """Why the request's Host header is refused ('' if it is not). Bound to loopback, the
+        dashboard answers only to loopback names: a web page whose own host name was made to
+        resolve to 127.0.0.1 (DNS rebinding) would otherwise read every run as its own site."""
+        bound = str(self.server.server_address[0])
+        if bound not in LOOPBACK and not bound.startswith("127."):
+            return ""  # served on purpose to other machines (with a warning at start-up)
+        port = self.server.server_address[1]
+        host = (self.headers.get("Host") or "").strip().lower()
+        allowed = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]", bound)}
+        if port == 80:
+            allowed |= {"127.0.0.1", "localhost", "[::1]", bound}
+        if host in allowed:
+            return ""
+        return (f"This dashboard answers only to {self.server.url} (or localhost:{port}); the "
+                f"request named the host {host or '(none)'!r}. Open the address the dashboard "
+                "printed. (A page from another site reaching 127.0.0.1 under its own name is "
+                "refused, so it cannot read your runs.)")
+
     def _runs_page(self, query: dict[str, str]) -> None:
         from carbonmonitor.dashboard import pages
 
         store = self.server.store
-        runs = store.runs(project=query.get("project") or None, tags=_tags(query))
+        limit = _limit(query)
+        runs = store.runs(project=query.get("project") or None, tags=_tags(query),
+                          limit=limit + 1)
         live = live_runs(store)
         nonce = secrets.token_urlsafe(16)
         self._send_html(HTTPStatus.OK, pages.runs_page(
-            runs, live, nonce=nonce, project=query.get("project", ""),
-            tag=query.get("tag", "")), nonce=nonce)
+            runs[:limit], live, nonce=nonce, project=query.get("project", ""),
+            tag=query.get("tag", ""), more=len(runs) > limit, limit=limit,
+            projects=store.project_totals()), nonce=nonce)
 
     def _run_page(self, run_id: str) -> None:
         from carbonmonitor.dashboard import pages
@@ -206,16 +230,24 @@ class _Handler(BaseHTTPRequestHandler):
         from carbonmonitor.report.html import svg_text
 
         store = self.server.store
-        ids = [i for i in query.get("runs", "").split(",") if i.strip()]
-        if ids:
-            results = [store.load(i.strip()) for i in ids]
+        ids = [i.strip() for i in query.get("runs", "").split(",") if i.strip()]
+        if ids:  # each run once, however often it was named
+            results = list({r.identity.run_id: r for r in map(store.load, ids)}.values())
+        elif query.get("project") or query.get("tag"):
+            results = list(store.runs(project=query.get("project") or None, tags=_tags(query),
+                                      limit=COMPARE_MAX + 1))
         else:
-            results = list(store.runs(project=query.get("project") or None, tags=_tags(query)))
+            results = []
         if not results:
             self._send_html(HTTPStatus.OK, pages.error_page(
-                "Nothing to compare", "Choose runs with ?runs=ID,ID or a project with "
-                "?project=NAME&by=name, or use the links on the runs page."))
+                "Nothing to compare", "Tick runs on the runs page and press \"compare the runs "
+                "ticked\", or choose runs with ?runs=ID,ID, a project with "
+                "?project=NAME&by=name or a tag with ?tag=TAG."))
             return
+        if len(results) > COMPARE_MAX:
+            raise ConfigError(f"more than {COMPARE_MAX} runs selected: narrow the selection "
+                              "(a project and a tag together, or runs=ID,ID), or use "
+                              "`carbonmonitor compare`, which has no limit")
         table = compare(results, by=query.get("by", "run"), metric=query.get("metric") or None)
         svg, note = "", ""
         try:
@@ -248,6 +280,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()
         self.wfile.write(body)
+
+
+RUNS_SHOWN = 100
+"""Runs listed on ``/`` and by ``/api/runs`` unless ``?limit=N`` asks for more."""
+COMPARE_MAX = 200
+"""Runs compared at most on ``/compare`` (a project or tag selecting more is refused)."""
+
+
+def _limit(query: dict[str, str]) -> int:
+    text = query.get("limit", "").strip()
+    if not text:
+        return RUNS_SHOWN
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"limit must be a positive whole number of runs; got {text!r}")
+    return int(text)
 
 
 def _tags(query: dict[str, str]) -> list[str]:
