@@ -47,6 +47,9 @@ def test_units_scale_and_rows_share_a_unit() -> None:
     assert energy_text(1.0, like=3600.0) == "<0.001 Wh"
     assert energy_text(0.001, like=100.0) == "<0.01 J"
     assert energy_text(0.0, like=3600.0) == "0.000 Wh"
+    # an interval of a sub-joule value: its unit, never e-notation
+    assert (energy_text(0.46, like=0.839), energy_text(3.24, like=0.839)) == ("460 mJ", "3240 mJ")
+    assert energy_text(0.0005) == "500 µJ" and energy_text(0.5) == "500 mJ"
     assert mass_text(1500.0) == "1.500 kg" and mass_text(0.5) == "0.5 g"
     assert (mass_text(0.0757), mass_text(2.5e-6), mass_text(0.0)) == ("75.7 mg", "2.5 µg", "0 g")
     # an interval's bounds in its value's unit: [0.0266 g .. 0.392 g], not [26.6 mg .. 0.392 g]

@@ -250,6 +250,12 @@ def compare(runs_or_ids: Sequence[RunResult | str], *, by: str = "run",
     if name is not None and direction is None:
         notes.append(f"metric {name!r} has no direction (higher or lower is better): no "
                      "Pareto front")
+    unfinished = [r for r in results if r.status in ("running", "interrupted")]
+    if unfinished:
+        listed = ", ".join(f"{r.identity.run_id} ({r.status})" for r in unfinished[:3])
+        more = f" and {len(unfinished) - 3} more" if len(unfinished) > 3 else ""
+        notes.append(f"{listed}{more} did not finish: their figures cover only what was "
+                     "recorded, so they rank lower than a whole run would")
     return Comparison(by, name, direction, tuple(rows), bases, "; ".join(notes))
 
 

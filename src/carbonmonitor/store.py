@@ -248,8 +248,8 @@ class Store:
     def _open(self, create: bool) -> sqlite3.Connection:
         if not create and not self.path.exists():
             raise StoreError(f"no run store at {self.path}: no run has been recorded there yet; "
-                             "run something with carbonmonitor, or point db= / --db / "
-                             "CARBONMONITOR_DB at an existing store")
+                             "run something with carbonmonitor, or name an existing store "
+                             "(db= in Python, --db on the command line, or CARBONMONITOR_DB)")
         if create:
             if not self.path.exists():
                 self._ready = False  # new, or deleted since: create the schema (again)
@@ -426,7 +426,11 @@ class Store:
         return out
 
     def load(self, run_id: str) -> RunResult:
-        """The run ``run_id``, a unique prefix of it, or ``"last"`` (the newest run)."""
+        """The run ``run_id``, a unique prefix of it, its short id (the last 8 characters, as
+        tables and figures show it, or a unique start of them), or ``"last"`` (the newest)."""
+        if not run_id.strip():
+            raise StoreError("the run id is empty: give a run id, a unique start of one, the "
+                             "short id tables show, or 'last'")
         with self.connect() as db:
             db.row_factory = sqlite3.Row
             rows = _find(db, run_id)
@@ -524,7 +528,12 @@ def _find(db: sqlite3.Connection, run_id: str) -> list[sqlite3.Row]:
     if exact:
         return exact
     escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return db.execute("SELECT * FROM runs WHERE run_id LIKE ? ESCAPE '\\' "
+    rows = db.execute("SELECT * FROM runs WHERE run_id LIKE ? ESCAPE '\\' "
+                      "ORDER BY started_unix DESC LIMIT 6", (escaped + "%",)).fetchall()
+    if rows or "-" in run_id:
+        return rows
+    # the short id that tables and figures show: the id's random last part ("resnet (3f2a9c1e)")
+    return db.execute("SELECT * FROM runs WHERE substr(run_id, -8) LIKE ? ESCAPE '\\' "
                       "ORDER BY started_unix DESC LIMIT 6", (escaped + "%",)).fetchall()
 
 

@@ -17,10 +17,9 @@ def energy_text(joules: float, like: float | None = None) -> str:
         text = f"{wh:.3f} Wh"
     elif size >= 1 or joules == 0:
         text = f"{joules:.2f} J"
-    elif abs(joules) >= 1e-3:
-        return f"{joules * 1e3:.3g} mJ"
-    else:
-        return f"{joules * 1e6:.3g} µJ"
+    else:  # mJ or µJ, three significant digits; 1000 and over written out, never 3.24e+03
+        scaled, unit = (joules * 1e3, "mJ") if size >= 1e-3 else (joules * 1e6, "µJ")
+        return f"{scaled:.0f} {unit}" if abs(scaled) >= 1000 else f"{scaled:.3g} {unit}"
     number, unit = text.split()
     if joules != 0 and float(number) == 0:  # only with like=: a larger unit than the value's
         return f"{'>-' if joules < 0 else '<'}{'0.01' if unit == 'J' else '0.001'} {unit}"

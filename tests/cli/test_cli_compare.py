@@ -160,3 +160,54 @@ def test_figure_without_matplotlib_names_the_extra(db: Path, tmp_path: Path,
     args = parser.parse_args(["compare", "--format", "csv", "--db", str(db)])
     assert compare_command(args) == 0
     assert capsys.readouterr().out.startswith("group,n,run_ids")
+
+
+def test_format_follows_the_output_suffix(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c.csv"
+    done = run_cli(["compare", "--by", "name", "-o", str(out), "--db", str(db)])
+    assert done.returncode == 0, done.stderr
+    assert [r["group"] for r in csv.DictReader(io.StringIO(out.read_text()))] == \
+        [r.group for r in compare(carbonmonitor.runs(db=str(db)), by="name").rows]
+    out = tmp_path / "c.json"
+    assert run_cli(["compare", "-o", str(out), "--db", str(db)]).returncode == 0
+    assert json.loads(out.read_text())["by"] == "run"
+    done = run_cli(["compare", "--format", "csv", "-o", str(tmp_path / "x.json"),
+                    "--db", str(db)])
+    assert done.returncode == 2 and "named as a json file" in done.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_unfinished_runs_are_left_out_of_a_selection_and_noted_when_named(
+        db: Path, tmp_path: Path) -> None:
+    clock = ManualClock(start_wall=1_764_100_000.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 10.0})], clock=clock, sampling="manual",
+                quiet=True, db=str(db), name="small", project="zoo", flush_interval=1,
+                country="DE")
+    t.start()
+    try:
+        clock.advance(2)
+        t.tick()  # written as running, its owner (this process) alive
+        running = t.run_id
+        done = run_cli(["compare", "--by", "name", "--format", "json", "--db", str(db)])
+        assert done.returncode == 0, done.stderr
+        groups = {g["group"]: g for g in json.loads(done.stdout)["rows"]}
+        assert groups["small"]["n"] == 2 and running not in done.stdout
+        assert "1 running or interrupted run(s) left out" in done.stderr
+        done = run_cli(["compare", running, "last", "--db", str(db)])
+        assert done.returncode == 0, done.stderr
+        assert f"{running} (running) did not finish" in done.stderr
+    finally:
+        t.stop()
+
+
+def test_a_run_named_twice_counts_once_and_short_ids_work(db: Path) -> None:
+    run_id = carbonmonitor.runs(db=str(db))[0].identity.run_id
+    short = run_id[-8:]
+    done = run_cli(["compare", run_id, short, short[:5], "--by", "name", "--format", "json",
+                    "--db", str(db)])
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["rows"]
+    assert row["n"] == 1 and row["run_ids"] == [run_id]
+    assert run_cli(["show", short, "--db", str(db)]).returncode == 0
+    done = run_cli(["show", "", "--db", str(db)])
+    assert done.returncode == 2 and "the run id is empty" in done.stderr

@@ -155,3 +155,43 @@ def test_the_format_follows_the_suffix_and_an_unknown_suffix_is_refused(tmp_path
                     "--db", str(db)])  # said outright: written as asked
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "r.txt").read_text(encoding="utf-8").startswith("# Carbon report")
+
+
+def test_unwritable_outputs_are_one_line_errors_and_dash_is_stdout(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    make_run(db)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    a_file = tmp_path / "taken.png"
+    a_file.write_text("x")
+    cases = [(["-o", str(folder)], "is a folder"),
+             (["-o", "/proc/r.html"], "/proc/r.html"),  # /proc takes no new files
+             (["-o", str(tmp_path / "r.html"), "--figures", str(a_file)], "--figures"),
+             (["-o", str(tmp_path / "r.html"), "--figures", "/proc/figs"], "/proc/figs")]
+    for extra, said in cases:
+        done = run_cli(["report", "last", *extra, "--db", str(db)])
+        assert done.returncode == 2, (extra, done.stderr)
+        assert "Traceback" not in done.stderr and said in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    done = run_cli(["report", "last", "-o", "-", "--format", "md", "--db", str(db)])
+    assert done.returncode == 0 and done.stdout.startswith("# Carbon report")
+    assert not Path("-").exists()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    import subprocess
+
+    from cli_helpers import CLI, clean_env
+
+    db = tmp_path / "runs.db"
+    for _ in range(3):
+        make_run(db)
+    for args in (["runs"], ["show", "last"], ["report", "last", "--format", "md"]):
+        proc = subprocess.Popen([*CLI, *args, "--db", str(db)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=clean_env())
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.read(5)
+        proc.stdout.close()  # as `| head -c 5` does
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) in (0, 141), err
+        assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -150,7 +150,8 @@ def add_advice(commands: Any) -> None:
         description="Advice for a stored run, each item with the numbers behind it and its "
                     "estimated saving, largest first; nothing when no rule's numbers justify "
                     "advice (docs/advice.md).")
-    parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix), or 'last'")
+    parser.add_argument("run", metavar="RUN",
+                        help="run id (a unique prefix, or the short id tables show), or 'last'")
     add_db(parser)
 
 
@@ -172,7 +173,8 @@ def _store_commands(commands: Any) -> None:
                     "uncertainty, CO2e with the factors and their sources, and the run's "
                     "identity (host, git, hardware, software, options).")
     show.add_argument("run", metavar="RUN",
-                      help="a run id, a unique prefix of one, or 'last' for the newest run")
+                      help="a run id, a unique prefix of one, its short id, or 'last' for the "
+                           "newest run")
     add_db(show)
     show.add_argument("--json", action="store_true", help="print the full result as JSON")
     again = show.add_argument_group(
@@ -251,6 +253,45 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C before the command started: no traceback
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `carbonmonitor runs | head`: the reader has all it wanted
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as err:  # a path the user gave that cannot be written or read
+        say(f"carbonmonitor: error: {os_error_text(err)}")
+        return EXIT_USAGE
+
+
+EXIT_BROKEN_PIPE = 141
+"""As a shell reports a program ended by SIGPIPE (128 + 13)."""
+
+
+def os_error_text(err: OSError) -> str:
+    """What an OSError on a user's path means, and the fix."""
+    path = err.filename2 or err.filename  # os.replace(tmp, path): the second is the user's
+    where = f" {str(path)!r}" if path else ""
+    if isinstance(err, IsADirectoryError):
+        return f"{str(path)!r} is a folder: give a file name in it"
+    if isinstance(err, (FileNotFoundError, NotADirectoryError)):
+        return (f"cannot write{where}: {err.strerror or err}; the folder it goes in cannot be "
+                "made there. Fix: choose a path in a writable folder")
+    if isinstance(err, PermissionError):
+        return f"cannot write{where}: permission denied. Fix: choose a path you can write"
+    return f"cannot use{where}: {err.strerror or err}. Fix: choose another path"
+
+
+def cannot_write(what: str, path: object, err: OSError) -> UsageError:
+    """The usage error for ``path`` (given as ``what``, e.g. ``-o``) that could not be written."""
+    return UsageError(f"cannot write {what} {str(path)!r}: {err.strerror or err}. Fix: choose a "
+                      "path in a folder you can write")
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it at exit raises nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _advice_command(args: argparse.Namespace) -> int:

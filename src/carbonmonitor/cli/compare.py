@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from carbonmonitor.cli import UsageError, say
+from carbonmonitor.cli import UsageError, cannot_write, say
 from carbonmonitor.compare import Comparison, table_cells
 
 __all__ = ["add_parser", "compare_command", "format_table"]
@@ -30,7 +30,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                     "with per-sample and per-1k-token figures, a quality metric and the Pareto "
                     "front of quality against CO2e (docs/compare.md).")
     parser.add_argument("runs", nargs="*", metavar="RUN",
-                        help="run ids (or unique prefixes, or 'last'); none: the runs the "
+                        help="run ids (unique prefixes, short ids, or 'last'); none: the runs the "
                              "filters select")
     parser.add_argument("--project", help="only runs of this project")
     parser.add_argument("--tag", action="append", default=[], metavar="TAG",
@@ -42,8 +42,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--metric", metavar="NAME",
                         help="the quality metric (default: the first one every run logged "
                              "with a direction)")
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                        help="table (default), csv or json (raw SI numbers)")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default=None,
+                        help="table, csv or json (raw SI numbers); default: from the -o "
+                             "suffix (.csv, .json), else table")
     parser.add_argument("-o", "--output", metavar="PATH", help="write here (default: stdout)")
     parser.add_argument("--figure", metavar="PATH",
                         help="also draw the comparison to PATH (.svg or .png; needs "
@@ -56,13 +57,14 @@ def compare_command(args: argparse.Namespace) -> int:
     """Run ``carbonmonitor compare``; the exit code."""
     from carbonmonitor.compare import compare
 
+    fmt = _format(args.format, args.output)
     results = _selected(args)
     table = compare(results, by=args.by, metric=args.metric)
     if args.figure:
         _figure(table, args.figure)
-    if args.format == "csv":
+    if fmt == "csv":
         text = table.to_csv()
-    elif args.format == "json":
+    elif fmt == "json":
         text = table.to_json(indent=2) + "\n"
     else:
         text = format_table(table) + "\n"
@@ -71,15 +73,26 @@ def compare_command(args: argparse.Namespace) -> int:
     else:
         from carbonmonitor.cli.report import _write
 
-        try:
-            _write(Path(args.output), text)
-        except OSError as err:
-            raise UsageError(f"cannot write --output {args.output!r} ({err.strerror or err}); "
-                             "choose a writable path") from err
+        _write(Path(args.output), text)
         say(f"carbonmonitor: wrote the comparison of {len(results)} run(s) to {args.output}")
     if table.note:
         say(f"note: {table.note}")
     return 0
+
+
+SUFFIXES = {".csv": "csv", ".json": "json"}
+
+
+def _format(given: str | None, output: str | None) -> str:
+    """``--format``, else the ``-o`` suffix (.csv, .json), else the table; a suffix naming
+    the other format than ``--format`` is refused."""
+    implied = SUFFIXES.get(Path(output).suffix.lower()) if output and output != "-" else None
+    if given is None:
+        return implied or "table"
+    if implied is not None and implied != given:
+        raise UsageError(f"--format {given} but {output!r} is named as a {implied} file: name "
+                         f"it for {given} or drop --format")
+    return given
 
 
 def _selected(args: argparse.Namespace) -> list[Any]:
@@ -97,11 +110,19 @@ def _selected(args: argparse.Namespace) -> list[Any]:
     if not store.path.exists():
         raise UsageError(f"no runs to compare: the store {store.path} does not exist (runs are "
                          "stored there once tracked; --db names another store)")
-    found = list(store.runs(project=args.project, tags=tags, since=args.since))
+    everything = list(store.runs(project=args.project, tags=tags, since=args.since))
+    found = [r for r in everything if r.status not in ("running", "interrupted")]
+    if len(found) < len(everything):
+        left = len(everything) - len(found)
+        say(f"note: {left} running or interrupted run(s) left out (partial figures); name "
+            "them as RUN arguments to include them")
+    if not found and everything:
+        raise UsageError("every run matching the filters is running or was interrupted; name "
+                         "them as RUN arguments to compare them anyway")
     if not found:
         where = f"runs matching {given}" if given else "runs"
         same = " (with the same filters)" if given else ""
-        raise UsageError(f"no {where} in {store.path}; `carbonmonitor runs{same}` lists the "
+        raise UsageError(f"no {where} in {store.path}; carbonmonitor runs{same} lists the "
                          "runs there are")
     return found
 
@@ -113,6 +134,8 @@ def _figure(table: Comparison, path: str) -> None:
         compare_figure(table, path=path)
     except ImportError as err:
         raise UsageError(f"--figure: {err}") from None
+    except OSError as err:
+        raise cannot_write("--figure", path, err) from None
     say(f"carbonmonitor: wrote the figure to {path}")
 
 

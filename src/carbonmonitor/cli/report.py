@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from carbonmonitor._fileio import set_usual_mode
-from carbonmonitor.cli import UsageError, say
+from carbonmonitor.cli import UsageError, cannot_write, say
 
 __all__ = ["add_parser", "report_command"]
 
@@ -30,7 +30,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                     "provenance, flags and a citable paragraph. HTML is one self-contained "
                     "file (nothing is loaded from elsewhere); Markdown has the same tables.")
     parser.add_argument("run", metavar="RUN",
-                        help="a run id, a unique prefix of one, or 'last' for the newest run")
+                        help="a run id, a unique prefix of one, its short id (the last 8 "
+                             "characters, as tables show it), or 'last' for the newest run")
     parser.add_argument("--format", choices=("html", "md"), default=None,
                         help="html or md (default: from the -o suffix, else html)")
     parser.add_argument("-o", "--output", metavar="PATH", help="write here (default: stdout)")
@@ -51,7 +52,7 @@ def report_command(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     result = store.load(args.run)
     series = store.series(result.identity.run_id)
-    out = Path(args.output) if args.output else None
+    out = Path(args.output) if args.output not in (None, "", "-") else None
     figures = _write_figures(result, series, Path(args.figures), out) if args.figures else {}
     if fmt == "md":
         from carbonmonitor.report import render_markdown
@@ -97,6 +98,9 @@ FIGURES = (("Carbon impact", "impact"), ("Power over time", "power"),
 def _write_figures(result: Any, series: Any, folder: Path, out: Path | None) -> dict[str, str]:
     """Draw the figures into ``folder``; ``{caption: path}``, relative to the report's folder
     when the report is written to a file."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--figures {str(folder)!r} is a file: --figures names a folder to "
+                         "write the figures in")
     from carbonmonitor.plot import (
         device_figure,
         impact_figure,
@@ -116,7 +120,10 @@ def _write_figures(result: Any, series: Any, folder: Path, out: Path | None) -> 
     for caption, stem in FIGURES:
         fig = drawn[stem]
         for suffix in (".png", ".svg"):
-            path = save_figure(fig, folder / f"{run_id}-{stem}{suffix}")
+            try:
+                path = save_figure(fig, folder / f"{run_id}-{stem}{suffix}")
+            except OSError as err:
+                raise cannot_write("--figures", folder, err) from None
         base = out.resolve().parent if out is not None else Path.cwd()
         links[caption] = Path(os.path.relpath(path.resolve(), base)).as_posix()
     say(f"carbonmonitor: wrote the figures of run {run_id} to {folder}")
@@ -125,6 +132,16 @@ def _write_figures(result: Any, series: Any, folder: Path, out: Path | None) -> 
 
 def _write(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder, then rename: never half a report."""
+    if path.is_dir():
+        raise UsageError(f"-o {str(path)!r} is a folder: give a file name in it, e.g. "
+                         f"{str(path / 'report.html')!r}")
+    try:
+        _write_through(path, text)
+    except OSError as err:
+        raise cannot_write("-o", path, err) from None
+
+
+def _write_through(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
