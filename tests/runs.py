@@ -26,12 +26,13 @@ def by_domain(result: RunResult) -> dict[str, EnergyFigure]:
 
 
 def poland_train_eval_run(db: str) -> RunResult:
-    """100 W for 80 s of 'train' then 20 s of 'eval', stored in ``db``, in Poland: the
-    cleaner-place and dominant-phase advice rules both speak for it."""
+    """150 W for 80 s of 'train' then 50 W for 20 s of 'eval', stored in ``db``, in Poland: the
+    cleaner-place and dominant-phase (a power-hungry phase) advice rules both speak for it."""
     from carbonmonitor import FakeBackend
 
     clock = ManualClock(start_wall=1_764_000_000.0)
-    t = Tracker(backend=[FakeBackend({"cpu": 100.0})], clock=clock, sampling="manual",
+    t = Tracker(backend=[FakeBackend({"cpu": [(0.0, 150.0), (80.0, 50.0)]})], clock=clock,
+                sampling="manual",
                 quiet=True, db=db, country="PL")
     t.start()
     with t.phase("train"):

@@ -219,6 +219,28 @@ def test_a_gpu_busy_all_along_is_not_waiting(tmp_path: Path) -> None:
     assert advise(run.result, run.series) == []
 
 
+def test_a_cpu_whose_power_never_moved_is_not_called_busy(tmp_path: Path) -> None:
+    # the GPU drops to its floor, but the CPU idles at a flat 8 W: no input bottleneck
+    run = make_run(tmp_path, {"cpu": 8.0, "gpu:0": [(0.0, 300.0), (20.0, 60.0)]})
+    assert "accelerator-waiting" not in codes(advise(run.result, run.series))
+
+
+def test_recorded_utilisation_tells_an_idle_gpu_at_flat_power(tmp_path: Path) -> None:
+    import dataclasses
+
+    run = make_run(tmp_path, {"cpu": 120.0, "gpu:0": 60.0})  # flat: power alone cannot tell
+    assert "accelerator-waiting" not in codes(advise(run.result, run.series))
+    n = len(run.series.t_s)
+    busy_cpu = dataclasses.replace(run.series, utilisation_pct={
+        "cpu": [90.0] * n, "gpu:0": [2.0] * n})
+    (item,) = [a for a in advise(run.result, busy_cpu) if a.code == "accelerator-waiting"]
+    assert item.figures["fraction"] == pytest.approx(1.0)
+    assert item.saving is not None and item.saving.energy_j == pytest.approx(60.0 * 100)
+    idle_cpu = dataclasses.replace(run.series, utilisation_pct={
+        "cpu": [10.0] * n, "gpu:0": [2.0] * n})
+    assert "accelerator-waiting" not in codes(advise(run.result, idle_cpu))
+
+
 # -- 4. idle baseline --------------------------------------------------------------------------
 
 
@@ -261,19 +283,24 @@ def test_a_phase_with_most_of_the_energy_is_named(tmp_path: Path) -> None:
 
 
 def test_a_phase_whose_share_follows_its_time_is_advised_to_be_shorter(tmp_path: Path) -> None:
-    def phases(tracker: Tracker, tick: Callable[[int], None]) -> None:
-        with tracker.phase("train"):
-            tick(80)
-        with tracker.phase("eval"):
-            tick(20)
+    def phases(name: str) -> Callable[[Tracker, Callable[[int], None]], None]:
+        def script(tracker: Tracker, tick: Callable[[int], None]) -> None:
+            with tracker.phase(name):
+                tick(80)
+            with tracker.phase("train"):
+                tick(20)
+        return script
 
-    run = make_run(tmp_path, {"cpu": 100.0}, script=phases)  # same power throughout
+    # the same power throughout: a long preprocessing phase is news, a long training is not
+    run = make_run(tmp_path / "pre", {"cpu": 100.0}, script=phases("preprocess"))
     (item,) = advise(run.result, run.series)
-    assert item.code == "dominant-phase"
+    assert item.code == "dominant-phase" and item.confidence == "medium"
     assert item.figures["share"] == pytest.approx(item.figures["time_share"], rel=1e-9)
     assert item.figures["power_w"] == pytest.approx(item.figures["rest_power_w"], rel=1e-9)
     assert "follows its time" in item.action and "shortening" in item.action
     assert "cheaper" not in item.action
+    run = make_run(tmp_path / "train", {"cpu": 100.0}, script=phases("training"))
+    assert advise(run.result, run.series) == []
 
 
 # -- 6. metric plateau -------------------------------------------------------------------------
@@ -303,9 +330,27 @@ def test_a_long_plateau_gives_the_energy_spent_since_the_best_value(tmp_path: Pa
         assert item.saving.energy_j == pytest.approx(since_j, rel=1e-9)
         assert item.saving.co2e_g == pytest.approx(expected_g, rel=1e-9)
         assert item.saving.pct == pytest.approx(60.0, rel=1e-9)
-        assert f"{energy_text(6000)} (60 %)" in item.evidence and "at 40 s" in item.evidence
+        assert f"{energy_text(6000)} (60 %)" in item.evidence and "at 40.0 s in" in item.evidence
     assert advise(run.result, run.series)[0].confidence == "medium"
     assert advise(run.result)[0].confidence == "low"
+
+
+def test_metrics_that_stop_together_give_one_plateau(tmp_path: Path) -> None:
+    def both(tracker: Tracker, tick: Callable[[int], None]) -> None:
+        for i, value in enumerate(LOSSES):
+            tick(10)
+            tracker.log_metric("val_loss", value, direction="lower", epoch=i + 1)
+            tracker.log_metric("accuracy", 1 - value, direction="higher", epoch=i + 1)
+
+    run = make_run(tmp_path, {"cpu": 100.0}, script=both)
+    (item,) = advise(run.result, run.series)  # one stop saves once
+    assert item.code == "metric-plateau"
+    kept = item.title.split(" stopped")[0]
+    (other,) = {"'val_loss'", "'accuracy'"} - {kept}
+    assert [c for c in item.caveats if "stopped improving too" in c] == [
+        f"{other} stopped improving too; their savings overlap this one, so they are not "
+        "listed again"]
+    assert "at epoch 4 (40.0 s in)" in item.evidence  # where it was logged, not raw seconds
 
 
 def test_a_plateau_with_varying_power_uses_the_series(tmp_path: Path) -> None:

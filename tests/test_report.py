@@ -328,3 +328,56 @@ def test_the_report_carries_the_runs_advice(tmp_path: Path) -> None:
         assert html.escape(item.title) in page
         if item.saving is not None:
             assert mass_text(item.saving.co2e_g) in page and mass_text(item.saving.co2e_g) in md
+
+
+def test_both_formats_give_the_advice_that_needs_the_series(tmp_path: Path) -> None:
+    """An idle GPU while the CPU works is only seen in the stored series: Markdown reads it
+    from the store as HTML does, so both carry the same advice."""
+    from carbonmonitor import FakeBackend, ManualClock, Tracker
+    from carbonmonitor.advice import advise
+
+    db = str(tmp_path / "runs.db")
+    clock = ManualClock(start_wall=1_764_000_000.0)
+    t = Tracker(backend=[FakeBackend({"cpu": [(0.0, 40.0), (20.0, 120.0)],
+                                      "gpu:0": [(0.0, 300.0), (20.0, 60.0)]})],
+                clock=clock, sampling="manual", quiet=True, db=db, country="SE")
+    t.start()
+    for _ in range(100):
+        clock.advance(1)
+        t.tick()
+    t.log_metric("learning_rate", 0.1)  # no direction: no "best"
+    result = t.stop()
+    (item,) = advise(result, carbonmonitor.series(result.identity.run_id, db=db))
+    assert item.code == "accelerator-waiting"
+    page, md = render_html(result), render_markdown(result)
+    assert html.escape(item.title) in page and item.title in md
+    assert "| learning\\_rate | unknown | 0.1 | - | 1 |" in md
+
+
+def test_a_running_run_and_failing_advice_are_said_not_hidden(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from carbonmonitor import FakeBackend, ManualClock, Tracker
+
+    db = str(tmp_path / "runs.db")
+    clock = ManualClock(start_wall=1_764_000_000.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 50.0})], clock=clock, sampling="manual",
+                quiet=True, db=db, country="DE", flush_interval=1)
+    t.start()
+    try:
+        clock.advance(3)
+        t.tick()  # a provisional record, as the dashboard and `report` read it meanwhile
+        running = carbonmonitor.load(t.run_id, db=db)
+        md = render_markdown(running)
+        assert running.status == "running"
+        assert "| Status | running: still measuring; this report covers it up to its last " \
+               "write |" in md and "| Last written |" in md and "| Ended |" not in md
+    finally:
+        done = t.stop()
+
+    def broken(*args: object, **kwargs: object) -> list[object]:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("carbonmonitor.advice.advise", broken)
+    md = render_markdown(done)
+    assert "Advice could not be computed" in md and "ZeroDivisionError" in md
+    assert "No advice is not the same as nothing to advise" in md

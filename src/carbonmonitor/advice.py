@@ -16,14 +16,16 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
-from carbonmonitor.records import HourBin, MetricSeries, RunResult
-from carbonmonitor.summary import energy_text, mass_text
+from carbonmonitor.records import HourBin, MetricPoint, MetricSeries, RunResult
+from carbonmonitor.summary import duration_text, energy_text, mass_text
 
 if TYPE_CHECKING:
     from carbonmonitor.store import Series
@@ -45,13 +47,17 @@ ACCEL_IDLE_MARGIN_W = 10.0
 ACCEL_IDLE_UTIL_PCT = 10.0
 """... or, where the series records its utilisation, below 10 %."""
 ACCEL_BUSY_CPU_SHARE = 0.5
-"""The CPU is busy at >= 50 % of its peak power in the run (or >= 50 % utilisation)."""
+"""The CPU is busy at >= 50 % utilisation where recorded, else with its power in the upper half
+of its range between its idle floor and its peak in the run (a CPU whose power never moved, with
+no idle baseline, is never called busy)."""
 ACCEL_IDLE_MIN_FRACTION = 0.3
 """Rule ``accelerator-waiting``: advise when that holds for >= 30 % of the sampled time."""
 IDLE_MIN_SHARE = 0.3
 """Rule ``idle-baseline``: idle >= 30 % of the energy of the devices with a baseline."""
 PHASE_MIN_SHARE = 0.6
 """Rule ``dominant-phase``: one top-level phase >= 60 % of the run's energy."""
+TRAINING = re.compile(r"train|fit|epoch", re.IGNORECASE)
+"""A phase named so is the job's main work: it is named only when it is also power-hungry."""
 PHASE_POWER_RATIO = 1.2
 """... whose action is to make its work cheaper when its mean power is >= 1.2 x the rest's, else
 to shorten it (its share then follows its time)."""
@@ -186,7 +192,8 @@ def _cleaner_place(result: RunResult, places: Sequence[str | Mapping[str, str]] 
          "best_co2e_g": best.co2e_g, "candidates": float(len(same))},
         Saving(saved, pct, f"the run's energy re-accounted at {best.place} with the shipped "
                f"{basis} tables (reaccount), minus the same at its own place"),
-        "high", f"run the next job at {best.place} (or another place of the list)",
+        "medium" if result.location.status == "unknown" else "high",
+        f"run the next job at {best.place} (or another place of the list)",
         tuple(caveats))
 
 
@@ -209,14 +216,19 @@ def _cleaner_hours(result: RunResult) -> Advice | None:
     hourly: tuple[HourBin, ...] = result.emissions.hourly
     if len(hourly) < 2 or result.energy_j <= 0:
         return None
-    bins = sorted((_epoch(b.start), _epoch(b.end), b.g_per_kwh) for b in hourly)
-    if any(b[1] != c[0] for b, c in zip(bins, bins[1:], strict=False)):
+    # the provider's bins only: a fallback bin holds the yearly factor (maybe on another
+    # basis), and ranking it against hourly ones would not be like with like
+    bins = sorted((_epoch(b.start), _epoch(b.end), b.g_per_kwh) for b in hourly
+                  if not b.source.startswith("fallback"))
+    if len(bins) < 2 or any(b[1] != c[0] for b, c in zip(bins, bins[1:], strict=False)):
         return None  # the bins seen are not contiguous: no window to slide in
     start = _epoch(result.identity.started_at)
     length = result.duration_s
     first, last = bins[0][0], bins[-1][1]
     if last - first < length:
         return None
+    if len(bins) < len(hourly) and not first <= start <= last - length:
+        return None  # part of the run fell in a fallback bin: its own factor is not hourly
     start = min(max(start, first), last - length)
     # the mean over a sliding window is piecewise linear: its minimum lies where an edge of the
     # window meets an edge of a bin
@@ -264,20 +276,47 @@ def _floor(result: RunResult, domain: str, power: list[float]) -> float | None:
     return min(finite)
 
 
+def _interval_util(series: Series, domain: str, i: int) -> float:
+    """The utilisation recorded at the end of interval ``i`` (NaN where none was)."""
+    values = series.utilisation_pct.get(domain, [])
+    return values[i + 1] if len(values) > i + 1 else math.nan
+
+
+def _cpu_busy(result: RunResult, series: Series, cpus: list[str], n: int) -> list[bool]:
+    """Per interval, whether the CPU was busy: utilisation >= 50 % where recorded, else power
+    in the upper half of its range above its idle floor (its baseline, or the lowest power when
+    the range is clear). A CPU whose power never moved, with no baseline, is never called busy:
+    flat power says nothing about work."""
+    power = series.power_w()
+    cpu_w = [sum(power[c][i] for c in cpus) for i in range(n)]
+    finite = [w for w in cpu_w if math.isfinite(w)]
+    peak = max(finite, default=0.0)
+    baselines = [f.idle_j / f.duration_s for f in result.energy
+                 if f.domain in cpus and f.idle_j is not None and f.duration_s > 0]
+    floor = sum(baselines) if len(baselines) == len(cpus) else (
+        min(finite) if finite and peak >= 2 * min(finite) else None)
+    out = []
+    for i in range(n):
+        utils = [_interval_util(series, c, i) for c in cpus]
+        if all(math.isfinite(u) for u in utils):
+            out.append(sum(utils) / len(utils) >= 100 * ACCEL_BUSY_CPU_SHARE)
+        else:
+            out.append(floor is not None and peak > floor and math.isfinite(cpu_w[i])
+                       and cpu_w[i] >= floor + ACCEL_BUSY_CPU_SHARE * (peak - floor))
+    return out
+
+
 def _waiting(result: RunResult, series: Series, gpu: str, cpus: list[str]) -> list[int]:
     """Intervals where ``gpu`` is near its floor while the CPU is busy."""
     power = series.power_w()
     floor = _floor(result, gpu, power[gpu])
-    util = series.utilisation_pct
-    cpu_w = [sum(power[c][i] for c in cpus) for i in range(len(power[gpu]))]
-    cpu_peak = max((w for w in cpu_w if math.isfinite(w)), default=0.0)
+    busy = _cpu_busy(result, series, cpus, len(power[gpu]))
     out = []
     for i, w in enumerate(power[gpu]):
-        gpu_util = util.get(gpu, [])[i + 1] if len(util.get(gpu, [])) > i + 1 else math.nan
+        gpu_util = _interval_util(series, gpu, i)
         near = floor is not None and w <= floor * (1 + ACCEL_IDLE_MARGIN) + ACCEL_IDLE_MARGIN_W
         idle = gpu_util < ACCEL_IDLE_UTIL_PCT if math.isfinite(gpu_util) else near
-        busy = cpu_peak > 0 and cpu_w[i] >= ACCEL_BUSY_CPU_SHARE * cpu_peak
-        if idle and busy:
+        if idle and busy[i]:
             out.append(i)
     return out
 
@@ -305,8 +344,9 @@ def _accelerator_waiting(result: RunResult, series: Series | None) -> Advice | N
         item = Advice(
             "accelerator-waiting",
             f"{gpu} waited near idle while the CPU was busy for {100 * fraction:.0f} % of the run",
-            f"{gpu} near its idle floor with the CPU at >= {100 * ACCEL_BUSY_CPU_SHARE:.0f} % of "
-            f"its peak for {waited:.4g} s of {sampled:.4g} s ({100 * fraction:.0f} %); the "
+            f"{gpu} near its idle floor with the CPU busy (>= {100 * ACCEL_BUSY_CPU_SHARE:.0f} "
+            f"% utilisation, or power in the upper half of its range above idle) for "
+            f"{duration_text(waited)} of {duration_text(sampled)} ({100 * fraction:.0f} %); the "
             f"machine drew {energy_text(all_j)} meanwhile, {gpu} {energy_text(gpu_j, all_j)}",
             {"fraction": fraction, "waiting_s": waited, "sampled_s": sampled,
              "energy_meanwhile_j": all_j, "accelerator_energy_meanwhile_j": gpu_j},
@@ -373,6 +413,8 @@ def _dominant_phase(result: RunResult) -> Advice | None:
                 f"{energy_text(result.energy_j)} ({100 * share:.0f} %), {mass_text(g)} CO2e, in "
                 f"{100 * time_share:.0f} % of the time")
     hungry = rest_w is not None and power > rest_w * PHASE_POWER_RATIO
+    if not hungry and TRAINING.search(phase.name):
+        return None  # training taking most of a training run's time and energy is no news
     if rest_w is not None:
         evidence += f", at {power:.3g} W against {rest_w:.3g} W for the rest of the run"
     if hungry:
@@ -385,7 +427,7 @@ def _dominant_phase(result: RunResult) -> Advice | None:
                   "length) saves in proportion; per-step efficiency helps as much anywhere")
     return Advice(
         "dominant-phase", f"Phase {phase.name!r} is {100 * share:.0f} % of the footprint",
-        evidence, figures, None, "high", action, (),
+        evidence, figures, None, "medium", action, (),
         no_saving="it says where savings are, not how large: that depends on the change made")
 
 
@@ -436,7 +478,7 @@ def _plateaus(result: RunResult, series: Series | None) -> list[Advice]:
         out.append(Advice(
             "metric-plateau", f"{m.name!r} stopped improving: {100 * share:.0f} % of the energy "
             "came after its best value",
-            f"{m.name!r} ({m.direction} is better) best {best.value:g} at {best.t_s:g} s; "
+            f"{m.name!r} ({m.direction} is better) best {best.value:g} at {_when(best)}; "
             f"{after} later points, none better by > {100 * PLATEAU_REL_TOL:g} %; "
             f"{energy_text(since_j)} ({100 * share:.0f} %) drawn since, {mass_text(g)} CO2e",
             {"best_value": best.value, "best_t_s": best.t_s, "points_after": float(after),
@@ -447,5 +489,22 @@ def _plateaus(result: RunResult, series: Series | None) -> list[Advice]:
             "medium" if series else "low", "stop early (e.g. patience of a few evaluations on "
             f"{m.name!r}) or checkpoint the best model and cut the schedule",
             ("hindsight: the metric might have improved later had the run gone on",)))
-    return out
+    if len(out) < 2:
+        return out
+    # one stop saves once: keep the plateau that saves the most, and name the others in it
+    out.sort(key=lambda a: a.saving.co2e_g if a.saving else 0.0, reverse=True)
+    kept, others = out[0], out[1:]
+    names = ", ".join(a.title.split(" stopped")[0] for a in others)
+    return [dataclasses.replace(kept, caveats=(
+        *kept.caveats, f"{names} stopped improving too; their savings overlap this one, so "
+        "they are not listed again"))]
+
+
+def _when(point: MetricPoint) -> str:
+    """Where a metric point lies: its epoch or step when logged with one, else the time."""
+    if point.epoch is not None:
+        return f"epoch {point.epoch:g} ({duration_text(point.t_s)} in)"
+    if point.step is not None:
+        return f"step {point.step:g} ({duration_text(point.t_s)} in)"
+    return f"{duration_text(point.t_s)} in"
 

@@ -57,7 +57,7 @@ def report_command(args: argparse.Namespace) -> int:
     if fmt == "md":
         from carbonmonitor.report import render_markdown
 
-        text = render_markdown(result, figures=figures)
+        text = render_markdown(result, figures=figures, series=series)
     else:
         from carbonmonitor.report import render_html
 

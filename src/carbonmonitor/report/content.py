@@ -77,8 +77,12 @@ def _facts(result: RunResult) -> tuple[tuple[str, str], ...]:
     ident = result.identity
     facts = [("Run", ident.name), ("Run id", ident.run_id), ("Project", ident.project),
              ("Status", result.status + (f" (exit code {result.exit_code})"
-                                         if result.exit_code is not None else "")),
-             ("Started", ident.started_at), ("Ended", result.ended_at or "not yet"),
+                                         if result.exit_code is not None else "")
+              + (": still measuring; this report covers it up to its last write"
+                 if result.status == "running" else "")),
+             ("Started", ident.started_at),
+             ("Last written" if result.status == "running" else "Ended",
+              result.ended_at or "not yet"),
              ("Tags", ", ".join(ident.tags)),
              ("Params", ", ".join(f"{k}={v}" for k, v in ident.params.items())),
              ("Host", ident.host)]
@@ -135,7 +139,8 @@ def _metric_table(result: RunResult) -> Table:
     rows = tuple((m.name, {"higher": "higher is better", "lower": "lower is better",
                            None: "unknown"}[m.direction],
                   "" if m.last is None else f"{m.last:.4g}",
-                  "" if m.best is None else f"{m.best:.4g}", f"{len(m.points)}")
+                  "-" if m.best is None or m.direction is None else f"{m.best:.4g}",
+                  f"{len(m.points)}")
                  for m in result.metrics)
     return Table("metrics", "Metrics", ("Metric", "Direction", "Last", "Best", "Values"), rows)
 
@@ -180,8 +185,12 @@ def _advice_table(result: RunResult, series: Any) -> Table:
 
     try:
         items = advise(result, series)
-    except Exception:  # advice is a reading of the numbers; a report never fails for it
-        return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Action"), ())
+    except Exception as err:  # advice is a reading of the numbers; a report never fails for it
+        return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Action"), (
+            ("Advice could not be computed", f"{type(err).__name__}: {err}", "-",
+             f"`carbonmonitor advice {result.identity.run_id}` shows the error"),),
+            note="No advice is not the same as nothing to advise: this is a carbonmonitor "
+                 "bug; please report it with the run's JSON (carbonmonitor show RUN --json).")
     rows = tuple((a.title, a.evidence,
                   f"{mass_text(a.saving.co2e_g)} CO2e ({a.saving.pct:.0f} %): {a.saving.how}"
                   if a.saving else f"not estimated: {a.no_saving}", a.action) for a in items)
@@ -235,5 +244,5 @@ def stored_series(result: RunResult) -> Any:
 
     try:
         return _series(result, None)
-    except (CarbonMonitorError, OSError):
+    except (CarbonMonitorError, OSError, ImportError):
         return None

@@ -8,6 +8,7 @@ tag).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from carbonmonitor.records import RunResult
 from carbonmonitor.report.content import Table, build_report
@@ -24,13 +25,16 @@ def md_escape(text: str) -> str:
     return text.translate(_TABLE)
 
 
-def render_markdown(result: RunResult, *, figures: Mapping[str, str] | None = None) -> str:
+def render_markdown(result: RunResult, *, figures: Mapping[str, str] | None = None,
+                    series: Any = None) -> str:
     """The run's report in Markdown (GitHub-flavoured tables).
 
     Args:
         result: the run.
         figures: ``{caption: path}`` of figure files to link (``carbonmonitor report
             --figures DIR`` writes them); none by default.
+        series: the run's stored time series (default: read from the store, as the HTML
+            report does), so that the advice is the same in both formats.
 
     Example:
         >>> import carbonmonitor
@@ -40,7 +44,11 @@ def render_markdown(result: RunResult, *, figures: Mapping[str, str] | None = No
         >>> "| Energy |" in render_markdown(run.result)
         True
     """
-    report = build_report(result)
+    if series is None:
+        from carbonmonitor.report.content import stored_series
+
+        series = stored_series(result)
+    report = build_report(result, series)
     lines = [f"# {md_escape(report.title)}", ""]
     lines += _table(("Fact", "Value"), report.facts)
     lines += ["## Headline figures", ""]
