@@ -42,6 +42,7 @@ from carbonmonitor.plot import (
 )
 from carbonmonitor.records import HourBin, RunResult
 from carbonmonitor.store import Series
+from carbonmonitor.summary import sig3
 
 # Watts from each breakpoint on (step profile): idle, pre-training, fine-tuning, idle again.
 PROFILE = {"cpu": [(0.0, 20.0), (4.0, 100.0), (12.0, 40.0), (18.0, 10.0)],
@@ -420,7 +421,7 @@ def test_the_factor_range_is_cut_at_the_axis_and_its_top_written(tmp_path: Path)
     assert data["stages_cut"]  # the tallest bar's range reaches past the axis
     for i in data["stages_cut"]:
         mark = by_gid(fig, f"stage-cut-{i}")
-        assert mark.get_text() == f"↑ {stages[i].co2e_high_g / size:.3g} {unit}"
+        assert mark.get_text() == f"↑ {sig3(stages[i].co2e_high_g / size)} {unit}"
     assert not fig.findobj(lambda a: str(a.get_gid()).startswith("stage-cut-")
                            and int(a.get_gid().rsplit("-", 1)[1]) not in data["stages_cut"])
 
@@ -525,7 +526,7 @@ def test_device_figure_plots_the_stored_numbers(run: Run) -> None:
         assert by_gid(fig, f"device-co2e-{name}").get_height() * msize == pytest.approx(
             d.co2e_g, rel=1e-12)
         assert by_gid(fig, f"device-energy-label-{i}").get_text() == (
-            f"{d.energy_j / esize:.3g} Wh")
+            f"{sig3(d.energy_j / esize)} Wh")
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert ticks == ["cpu\ncounter\n(fake)", "gpu:0\ncounter\n(fake)"]
     psize = data["units"]["phase_energy"][1]

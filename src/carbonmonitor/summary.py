@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from carbonmonitor.records import WORK_UNITS, EnergyFigure, RunResult, Uncertainty, pue_text
 
 
@@ -52,6 +54,17 @@ def duration_text(seconds: float) -> str:
     if abs(seconds) >= 120:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.1f} s"
+
+
+def sig3(value: float) -> str:
+    """Three significant digits with their trailing zeros (``0.100``, ``0.0868``, ``12.0``),
+    whole numbers from 100 (``123``, ``4560``), never e-notation."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if abs(value) >= 99.95:  # what rounds to 100 or more
+        return f"{value:.0f}"
+    digits = 2 - math.floor(math.log10(abs(value)))
+    return f"{value:.{digits}f}"
 
 
 def when_text(iso: str) -> str:

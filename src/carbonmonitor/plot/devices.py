@@ -23,6 +23,7 @@ from carbonmonitor.plot.figures import (
     result_of,
 )
 from carbonmonitor.records import RunResult
+from carbonmonitor.summary import sig3
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -102,7 +103,7 @@ def _bars(ax: Axes, devices: Sequence[DeviceShare], colours: dict[str, str],
                 fmt="none", ecolor=ERROR, elinewidth=1.4, capsize=4.0, zorder=3)
     for i, (bar, d, v) in enumerate(zip(bars, devices, values, strict=True)):
         bar.set_gid(gid(f"device-{what}", d.domain))
-        ax.annotate(f"{v[0] / size:.3g} {unit}", (i, v[2] / size), xytext=(0, 3),
+        ax.annotate(f"{sig3(v[0] / size)} {unit}", (i, v[2] / size), xytext=(0, 3),
                     textcoords="offset points", ha="center", va="bottom", fontsize=8,
                     bbox=LABEL_BOX, zorder=4, gid=gid(f"device-{what}-label", str(i)))
     ax.set_xticks(xs, [text(f"{d.domain}\n{d.method}\n({d.backend})") for d in devices],
@@ -127,7 +128,7 @@ def _phase_panel(ax: Axes, phases: Sequence[tuple[str, dict[str, float]]],
             bar.set_gid(gid("phase-device", str(i), domain))
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     for i, total in enumerate(bottom):
-        ax.annotate(f"{total:.3g} {unit}", (i, total), xytext=(0, 3),
+        ax.annotate(f"{sig3(total)} {unit}", (i, total), xytext=(0, 3),
                     textcoords="offset points", ha="center", va="bottom", fontsize=8,
                     bbox=LABEL_BOX, gid=gid("phase-device-label", str(i)))
     long = max(len(p) for p, _ in phases) > 12 and len(phases) > 3

@@ -29,7 +29,7 @@ from carbonmonitor.plot.data import (
 from carbonmonitor.plot.whatif import DEFAULT_PLACES, Place, PlaceImpact, what_if
 from carbonmonitor.records import RunResult, pue_text
 from carbonmonitor.store import Series
-from carbonmonitor.summary import energy_text, mass_text
+from carbonmonitor.summary import duration_text, energy_text, mass_text, sig3
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -253,7 +253,7 @@ def _title(results: Sequence[RunResult]) -> str:
     where = sorted({"location unknown (world average)" if r.location.status == "unknown"
                     else r.location.describe() for r in results})
     return text(f"{head}\n{mass_text(co2e)} CO2e · {energy_text(energy)} · "
-                f"{seconds / tsize:.3g} {tunit} · {'; '.join(where)}")
+                f"{duration_text(seconds)} · {'; '.join(where)}")
 
 
 def _footer(fig: Figure, note: str) -> None:
@@ -268,7 +268,7 @@ def _footer(fig: Figure, note: str) -> None:
 
 
 def _mass(grams: float, unit: str, size: float) -> str:
-    return f"{grams / size:.3g} {unit}"
+    return f"{sig3(grams / size)} {unit}"
 
 
 # -- panels --------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def _stage_panel(ax: Axes, stages: Sequence[Stage], colours: dict[str, str], wha
     shares = _shares([s.co2e_g for s in stages])
     for i, (bar, s, share) in enumerate(zip(bars, stages, shares, strict=True)):
         bar.set_gid(gid("stage", str(i)))
-        ax.annotate(f"{_mass(s.co2e_g, unit, size)}\n{s.energy_j / esize:.3g} {eunit} · {share}",
+        ax.annotate(f"{_mass(s.co2e_g, unit, size)}\n{sig3(s.energy_j / esize)} {eunit} · {share}",
                     (i, max(s.co2e_energy_high_g, s.co2e_g) / size), xytext=(0, 3),
                     textcoords="offset points", ha="center", va="bottom", fontsize=8,
                     bbox=LABEL_BOX, zorder=4, gid=gid("stage-label", str(i)))
@@ -298,14 +298,9 @@ def _stage_panel(ax: Axes, stages: Sequence[Stage], colours: dict[str, str], wha
     ax.set_ylabel(f"CO2e ({unit})")
     ax.set_title(f"(a) CO2e by {what}" + ("" if spread else " (error bars: interval)"),
                  loc="left")
-    if spread:  # on the side away from the tallest bar, and under the marks of cut ranges
-        tallest = max(range(len(stages)), key=lambda i: stages[i].co2e_high_g)
-        side = "right" if tallest < len(stages) / 2 else "left"
-        if len(stages) == 1:  # one bar would fill the panel: leave the legend room beside it
-            ax.set_xlim(-0.6, 1.4)
-        anchor = (1.0 if side == "right" else 0.0, 0.93 if data["stages_cut"] else 1.0)
-        ax.legend(loc="upper right" if side == "right" else "upper left", bbox_to_anchor=anchor,
-                  fontsize=7, framealpha=0.9)
+    if spread:  # said under the axis, where it covers no bar, label or cut mark
+        ax.set_xlabel("error bars: dark, the interval from energy; light, with the emission "
+                      "factor's hourly range", fontsize=7, color=NOTE)
     ax.grid(axis="y", alpha=0.3)
     data["stages"] = [dataclasses.asdict(s) for s in stages]
     units = data.setdefault("units", {})
@@ -347,8 +342,8 @@ def _intervals(ax: Axes, at: Sequence[float], values: Sequence[tuple[float, ...]
     mids = [v[0] / size for v in values]
     spread = any(abs(v[3] - v[1]) + abs(v[4] - v[2]) > 1e-9 * max(v[4], 1e-12) for v in values)
     for lo, hi, colour, width, cap, label in (
-            (3, 4, ENVELOPE, 1.0, 2.0, "with the emission factor's hourly range"),
-            (1, 2, ERROR, 1.4, 4.0, "CO2e interval from energy")):
+            (3, 4, ENVELOPE, 1.0, 2.0, "with the factor's hourly range"),
+            (1, 2, ERROR, 1.4, 4.0, "interval from energy")):
         if lo == 3 and not spread:
             continue
         style: dict[str, Any] = {"fmt": "none", "ecolor": colour, "elinewidth": width,
@@ -393,7 +388,7 @@ def _timeline_panel(ax: Axes, pairs: Sequence[tuple[RunResult, Series]],
         low, high = _ratios(r)
         ax.fill_between(xs, [y * low for y in ys], [y * high for y in ys], color=colour,
                         alpha=0.06, linewidth=0,  # light: the line, not the wedge, leads
-                        label="CO2e interval from energy" if one else None,
+                        label="interval from energy" if one else None,
                         gid=gid("cumulative-co2e-interval", r.identity.run_id))
         ax.plot(xs, ys, color=colour, linewidth=2.2, zorder=3,
                 label=text("CO2e, cumulative" if one else label),
@@ -430,8 +425,8 @@ def _timeline_panel(ax: Axes, pairs: Sequence[tuple[RunResult, Series]],
         handles, names = handles + more[0], names + more[1]
         timeline["power"] = {"t_s": t_s, "power_w": watts}
         units["power"] = [punit, psize]
-    ax.legend(handles, names, loc="upper left", bbox_to_anchor=(0.0, 0.9), fontsize=8,
-              framealpha=0.9)
+    ax.legend(handles, names, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2,
+              fontsize=8, frameon=False, borderaxespad=0.2)  # above the axes: over no line
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=0)
     ax.set_xlabel(f"Time since start ({tunit})")
@@ -458,7 +453,7 @@ def _envelope_note(result: RunResult, unit: str, size: float) -> str | None:
     co2e = result.co2e_g
     if co2e <= 0 or (abs(unc.low - co2e * low) + abs(unc.high - co2e * high)) <= 1e-9 * co2e:
         return None
-    return (f"with the factor's hourly range: {unc.low / size:.3g}..{unc.high / size:.3g} "
+    return (f"with the factor's hourly range: {sig3(unc.low / size)}..{sig3(unc.high / size)} "
             f"{unit} at the end")
 
 
