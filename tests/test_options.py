@@ -122,3 +122,14 @@ def test_direct_is_the_operational_basis() -> None:
     assert resolve({"intensity_basis": "direct"}, environ={}).intensity_basis == "operational"
     with pytest.raises(ConfigError, match="lifecycle, operational"):
         resolve({"intensity_basis": "marginal"}, environ={})
+
+
+def test_one_backend_object_is_taken_as_a_list_of_one() -> None:
+    from carbonmonitor import FakeBackend, ManualClock, Tracker
+
+    fake = FakeBackend({"cpu": 10.0})
+    clock = ManualClock()
+    tracker = Tracker(backend=fake, clock=clock, sampling="manual", quiet=True, db="off")
+    tracker.start()
+    clock.advance(2)
+    assert tracker.stop().energy_j == 20.0

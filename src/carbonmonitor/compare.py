@@ -415,21 +415,32 @@ def compare_figure(table: Comparison, *, path: str | os.PathLike[str] | None = N
                         xerr=[[(r.co2e_g.mean - r.co2e_g.low) / size for r in table.rows],
                               [(r.co2e_g.high - r.co2e_g.mean) / size for r in table.rows]],
                         capsize=3)
-    for i, bar in enumerate(bars):
+    from carbonmonitor.summary import sig3
+
+    for i, (bar, r) in enumerate(zip(bars, table.rows, strict=True)):
         bar.set_gid(gid("compare-bar", str(i)))
+        bars_ax.annotate(f"{sig3(r.co2e_g.mean / size)} {unit}", (r.co2e_g.high / size, i),
+                         xytext=(4, 0), textcoords="offset points", va="center", fontsize=8,
+                         gid=gid("compare-bar-label", str(i)))
     bars_ax.set_yticks(range(len(labels)), labels)
     bars_ax.invert_yaxis()
-    bars_ax.set_xlabel(f"CO2e ({unit}), mean; bars: min..max")
-    title = f"CO2e by {table.by}" + (" (mixed emission-factor bases)" if table.mixed_bases
-                                      else f" ({', '.join(table.bases)} basis)")
+    bars_ax.set_xlim(0, max(r.co2e_g.high for r in table.rows) / size * 1.2 or 1.0)
+    bars_ax.set_xlabel(_co2e_label(table, unit))
+    basis = (" (mixed emission-factor bases)" if table.mixed_bases
+             else f" ({', '.join(table.bases)} basis)")
+    title = (f"{table.metric} against CO2e, by {table.by}" if scatter
+             else f"CO2e by {table.by}") + basis
     fig.suptitle(text(title))
-    if table.note:  # below the panels: the layout leaves it a strip of its own
+    if table.note:  # below the panels, wrapped to the figure: a strip of its own
+        import textwrap
+
         from matplotlib.layout_engine import ConstrainedLayoutEngine
 
+        lines = textwrap.wrap("note: " + table.note, width=int(fig.get_figwidth() * 17))
         engine = fig.get_layout_engine()
         if isinstance(engine, ConstrainedLayoutEngine):
-            engine.set(rect=(0, 0.05, 1, 0.95))
-        fig.text(0.01, 0.005, text("note: " + table.note), fontsize=7, va="bottom")
+            engine.set(rect=(0, 0.035 * len(lines) + 0.01, 1, 1 - 0.035 * len(lines) - 0.01))
+        fig.text(0.01, 0.005, text("\n".join(lines)), fontsize=7, va="bottom")
     _mpl.attach(fig, _data(table, scatter))
     if path is not None:
         _mpl.save_figure(fig, path)
@@ -438,15 +449,25 @@ def compare_figure(table: Comparison, *, path: str | os.PathLike[str] | None = N
 
 def _scatter(ax: Any, table: Comparison, rows: Sequence[GroupRow], unit: str, size: float,
              gid: Any, text: Any) -> None:
+    xs = [r.co2e_g.mean / size for r in rows]
+    ys = [r.quality.mean for r in rows if r.quality is not None]
+    span_x = (max(xs) - min(xs)) or 1.0
+    span_y = (max(ys) - min(ys)) or 1.0
+    placed: list[tuple[float, float]] = []
     for i, r in enumerate(rows):
         q = r.quality
         assert q is not None
         x = r.co2e_g.mean / size
         ax.errorbar([x], [q.mean], xerr=[[x - r.co2e_g.low / size], [r.co2e_g.high / size - x]],
                     yerr=[[q.mean - q.low], [q.high - q.mean]], fmt="o", capsize=3,
-                    color=FRONT if r.pareto else POINT, gid=gid("compare-point", str(i)))
-        ax.annotate(text(r.group), (x, q.mean), xytext=(4, 4), textcoords="offset points",
-                    fontsize=8, gid=gid("compare-label", str(i)))
+                    color=FRONT if r.pareto else POINT, zorder=3 if r.pareto else 2,
+                    gid=gid("compare-point", str(i)))
+        # a label near one already placed goes one line lower, so none is written over another
+        near = sum(1 for px, py in placed
+                   if abs(px - x) < 0.08 * span_x and abs(py - q.mean) < 0.05 * span_y)
+        placed.append((x, q.mean))
+        ax.annotate(text(r.group), (x, q.mean), xytext=(4, 4 - 11 * near),
+                    textcoords="offset points", fontsize=8, gid=gid("compare-label", str(i)))
     xs, ys = _front_line(table, size)
     if xs:
         ax.step(xs, ys, where="post", color=FRONT, linestyle="--", label="Pareto front",
@@ -454,8 +475,13 @@ def _scatter(ax: Any, table: Comparison, rows: Sequence[GroupRow], unit: str, si
         ax.legend(loc="best", fontsize=8)
     arrow = {"higher": "higher is better", "lower": "lower is better"}.get(
         table.direction or "", "direction unknown")
-    ax.set_xlabel(f"CO2e ({unit}), mean; bars: min..max")
+    ax.set_xlabel(_co2e_label(table, unit))
     ax.set_ylabel(text(f"{table.metric} (best per run; {arrow})"))
+
+
+def _co2e_label(table: Comparison, unit: str) -> str:
+    groups = any(r.n > 1 for r in table.rows)
+    return f"CO2e ({unit})" + ("; groups: mean, bars from min to max" if groups else "")
 
 
 def _front_line(table: Comparison, size: float) -> tuple[list[float], list[float]]:

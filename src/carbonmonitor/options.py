@@ -100,6 +100,8 @@ def _gpus(value: Any, name: str) -> tuple[str, ...] | None:
 
 
 def _backends(value: Any, name: str) -> tuple[Any, ...]:
+    if hasattr(value, "probe") and hasattr(value, "domains"):  # one backend object
+        value = [value]
     items = _names(value, name)
     if not items:
         raise ConfigError(f"{name} must name at least one backend (e.g. 'auto'); got {value!r}")

@@ -25,6 +25,7 @@ nav{margin:0 0 1rem}nav a{margin-right:1rem}
 form.filter{margin:.5rem 0}form.filter input,form.filter select{margin:0 .6rem 0 .2rem}
 #live-status{color:#57606a;font-size:.85rem}
 td.n{white-space:nowrap}
+div.wide{overflow-x:auto}
 """
 
 # Fetches /api/live and updates the live table in place; strings go in through textContent.
@@ -71,8 +72,12 @@ def _page(title: str, body: str, *, nonce: str | None = None, script: str = "") 
             f"{body}{tag}</main></body></html>\n")
 
 
-def _run_link(run_id: str) -> str:
-    return f'<a href="/run/{quote(run_id, safe="")}">{escape(run_id)}</a>'
+def _run_link(run_id: str, *, short: bool = False) -> str:
+    """A link to the run's page; ``short``: named by its short id (the last 8 characters, as
+    the comparison's groups name runs), the whole id as its title."""
+    shown = run_id[-8:] if short and len(run_id) > 8 else run_id
+    return (f'<a href="/run/{quote(run_id, safe="")}" title="{escape(run_id)}">'
+            f"{escape(shown)}</a>")
 
 
 def _table(table_id: str, header: Sequence[str], rows: Iterable[str], body_id: str = "") -> str:
@@ -156,15 +161,17 @@ def compare_page(table: Comparison, svg: str, note: str, *, results: Sequence[Ru
     (ranked by CO2e, the same cells as ``carbonmonitor compare``) and its figure (inline SVG).
     ``results`` are the runs compared (for the form's choices), ``query`` the request's."""
     header, cells = table_cells(table)
-    rows = ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in line)
-            + "<td>" + " ".join(_run_link(i) for i in r.run_ids) + "</td></tr>"
+    rows = ["<tr>" + "".join(f'<td class="n">{escape(c)}</td>' if k > 1 else
+                             f"<td>{escape(c)}</td>" for k, c in enumerate(line))
+            + "<td>" + " ".join(_run_link(i, short=True) for i in r.run_ids) + "</td></tr>"
             for r, line in zip(table.rows, cells, strict=True)]
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in (table.note, note) if n)
     if any(r.n > 1 for r in table.rows):
         notes += '<p class="note">groups: mean ± standard deviation [min..max] over their runs</p>'
     figure = f'<figure id="compare-figure">{svg}</figure>' if svg else ""
     body = (f"<h1>Comparison by {escape(table.by)}</h1>" + _compare_form(table, results, query)
-            + _table("compare", [*header, "runs"], rows) + notes + figure)
+            + '<div class="wide">' + _table("compare", [*header, "runs"], rows) + "</div>"
+            + notes + figure)
     return _page(f"carbonmonitor: comparison by {table.by}", body)
 
 
@@ -182,7 +189,7 @@ def _compare_form(table: Comparison, results: Sequence[RunResult],
             "</option>" for v in values)
 
     hidden = "".join(f'<input type="hidden" name="{k}" value="{escape(query[k])}">'
-                     for k in ("runs", "project", "tag") if query.get(k))
+                     for k in ("runs", "project", "tag", "since") if query.get(k))
     chosen_metric = query.get("metric") or ""
     return ('<form class="filter" id="compare-form" method="get" action="/compare">' + hidden
             + f'<label>group by<select id="by" name="by">{options(groups, table.by)}</select>'

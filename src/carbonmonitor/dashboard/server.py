@@ -233,9 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
         ids = [i.strip() for i in query.get("runs", "").split(",") if i.strip()]
         if ids:  # each run once, however often it was named
             results = list({r.identity.run_id: r for r in map(store.load, ids)}.values())
-        elif query.get("project") or query.get("tag"):
+        elif query.get("project") or query.get("tag") or query.get("since"):
             results = list(store.runs(project=query.get("project") or None, tags=_tags(query),
-                                      limit=COMPARE_MAX + 1))
+                                      since=query.get("since") or None, limit=COMPARE_MAX + 1))
         else:
             results = []
         if not results:
@@ -256,8 +256,10 @@ class _Handler(BaseHTTPRequestHandler):
             fig = compare_figure(table)
             svg = svg_text(fig)
             plt.close(fig)
-        except ImportError as err:
-            note = f"No figure: {err}"
+        except ImportError:
+            from carbonmonitor.plot import INSTALL
+
+            note = f"No figure: matplotlib is not installed. Fix: {INSTALL}, then reload."
         self._send_html(HTTPStatus.OK, pages.compare_page(table, svg, note, results=results,
                                                           query=query))
 
