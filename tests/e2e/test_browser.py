@@ -199,7 +199,7 @@ def test_hostile_strings_are_literal_text_everywhere(page: Any, tmp_path: Path,
             live.stop()
 
         page.visit(server.url + "compare?by=name&runs=" + quote(",".join(hostile.values())))
-        text = safe("compare page")
+        safe("compare page")
         for s in hostile:
             assert s in page.text("compare"), s
         page.check(server.url)
