@@ -221,6 +221,18 @@ def test_figure_plots_the_table(stored: tuple[str, list[RunResult]], tmp_path: P
     svg = ET.parse(tmp_path / "c.svg").getroot()
     ids = {e.get("id") for e in svg.iter()}
     assert {"compare-front", "compare-bar-0", "compare-point-2"} <= ids
+    # the other figures of the table, one bar panel each, in the table's order
+    for name in ("duration_s", "energy_j", "co2e_per_sample_g", "co2e_per_1k_tokens_g"):
+        assert data["figures"][name] == [
+            [getattr(r, name).mean, getattr(r, name).low, getattr(r, name).high]
+            for r in table.rows], name
+        assert {f"compare-{name}-{i}" for i in range(len(table.rows))} <= ids
+    from carbonmonitor.summary import energy_unit
+
+    _, size = energy_unit(max(r.energy_j.high for r in table.rows))  # the summary's unit
+    for i, r in enumerate(table.rows):  # the bars are the means, in that unit
+        bar = next(a for a in fig.findobj() if a.get_gid() == f"compare-energy_j-{i}")
+        assert bar.get_width() * size == pytest.approx(r.energy_j.mean, rel=1e-12)
 
 
 def test_hostile_names_are_text_in_the_svg(tmp_path: Path) -> None:

@@ -401,13 +401,18 @@ def compare_figure(table: Comparison, *, path: str | os.PathLike[str] | None = N
 
     _mpl.check_path(path)
     scatter = [r for r in table.rows if r.quality is not None]
-    fig = _mpl.new_figure(figsize=(12 if scatter else 7, 5), layout="constrained")
+    small = [c for c in SMALL_PANELS if any(getattr(r, c[0]) is not None for r in table.rows)]
+    height = 5.0 + 0.3 * max(0, len(table.rows) - 6)
+    fig = _mpl.new_figure(figsize=(12 if scatter else 9, height * (1.55 if small else 1.0)),
+                          layout="constrained")
     unit, size = _mpl.mass_unit(max(r.co2e_g.high for r in table.rows))
+    parts: Any = fig.subfigures(2, 1, height_ratios=(1.0, 0.55)) if small else [fig]
     if scatter:
-        ax, bars_ax = fig.subplots(1, 2, width_ratios=(3, 2))
+        ax, bars_ax = parts[0].subplots(1, 2, width_ratios=(3, 2))
         _scatter(ax, table, scatter, unit, size, gid, text)
     else:
-        bars_ax = fig.subplots()
+        bars_ax = parts[0].subplots()
+    small_data = _small_panels(parts[1], table, small, gid, text) if small else {}
     labels = [text(r.group + (f" ({', '.join(r.bases)})" if table.mixed_bases else ""))
               for r in table.rows]
     bars = bars_ax.barh(range(len(table.rows)), [r.co2e_g.mean / size for r in table.rows],
@@ -441,7 +446,7 @@ def compare_figure(table: Comparison, *, path: str | os.PathLike[str] | None = N
         if isinstance(engine, ConstrainedLayoutEngine):
             engine.set(rect=(0, 0.035 * len(lines) + 0.01, 1, 1 - 0.035 * len(lines) - 0.01))
         fig.text(0.01, 0.005, text("\n".join(lines)), fontsize=7, va="bottom")
-    _mpl.attach(fig, _data(table, scatter))
+    _mpl.attach(fig, {**_data(table, scatter), "figures": small_data})
     if path is not None:
         _mpl.save_figure(fig, path)
     return fig
@@ -477,6 +482,45 @@ def _scatter(ax: Any, table: Comparison, rows: Sequence[GroupRow], unit: str, si
         table.direction or "", "direction unknown")
     ax.set_xlabel(_co2e_label(table, unit))
     ax.set_ylabel(text(f"{table.metric} (best per run; {arrow})"))
+
+
+SMALL_PANELS = (("duration_s", "Duration", "time"), ("energy_j", "Energy", "energy"),
+                ("co2e_per_sample_g", "CO2e per sample", "mass"),
+                ("co2e_per_1k_tokens_g", "CO2e per 1k tokens", "mass"))
+"""The figures beside CO2e and quality: (GroupRow field, title, kind), drawn when a run has it."""
+
+
+def _small_panels(sub: Any, table: Comparison, panels: Sequence[tuple[str, str, str]],
+                  gid: Any, text: Any) -> dict[str, list[list[float] | None]]:
+    """One bar panel per figure (mean, min..max for groups), groups in the table's order;
+    ``{field: [[mean, low, high] or None per group]}``."""
+    from carbonmonitor.summary import energy_unit, mass_unit, sig3, time_unit
+
+    kinds = {"time": time_unit, "energy": energy_unit, "mass": mass_unit}
+    axes = sub.subplots(1, len(panels), sharey=True)
+    axes = list(axes) if len(panels) > 1 else [axes]
+    out: dict[str, list[list[float] | None]] = {}
+    ys = list(range(len(table.rows)))
+    for ax, (name, title, kind) in zip(axes, panels, strict=True):
+        spreads: list[Spread | None] = [getattr(r, name) for r in table.rows]
+        unit, size = kinds[kind](max(s.high for s in spreads if s is not None))
+        means = [s.mean / size if s else 0.0 for s in spreads]
+        lows = [(s.mean - s.low) / size if s else 0.0 for s in spreads]
+        highs = [(s.high - s.mean) / size if s else 0.0 for s in spreads]
+        bars = ax.barh(ys, means, xerr=[lows, highs], capsize=2,
+                       color=[FRONT if r.pareto else POINT for r in table.rows])
+        for i, (bar, spread) in enumerate(zip(bars, spreads, strict=True)):
+            bar.set_gid(gid(f"compare-{name}", str(i)))
+            label = "-" if spread is None else sig3(spread.mean / size)
+            ax.annotate(label, (0 if spread is None else spread.high / size, i),
+                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+        ax.set_title(f"{title} ({unit})", fontsize=9, loc="left")
+        ax.set_xlim(0, max(s.high / size for s in spreads if s is not None) * 1.35 or 1.0)
+        ax.tick_params(axis="x", labelsize=7)
+        out[name] = [None if s is None else [s.mean, s.low, s.high] for s in spreads]
+    axes[0].set_yticks(ys, [text(r.group) for r in table.rows], fontsize=8)
+    axes[0].invert_yaxis()
+    return out
 
 
 def _co2e_label(table: Comparison, unit: str) -> str:

@@ -658,7 +658,7 @@ class Tracker:
         co2e, co2e_low, co2e_high = made.co2e(self._grams_per_joule())
         return Forecast(
             after=made.after_units, total=made.total_units, unit=made.unit,
-            rule=made.rule + (f"; CO2e x{envelope.rule}" if envelope else ""),
+            rule=made.rule + (f"; CO2e interval: {envelope.rule}" if envelope else ""),
             made_at_s=at_s, duration_s=made.duration_s, duration_low_s=made.duration_low_s,
             duration_high_s=made.duration_high_s, energy_j=made.energy_j,
             energy_low_j=made.energy_low_j, energy_high_j=made.energy_high_j, co2e_g=co2e,
@@ -1555,8 +1555,9 @@ def _forecast_line(f: Any) -> str:
             f"after {f.after:g} of {f.total:g} {f.unit}s, predicted total: "
             f"{duration_text(f.duration_s)} [{duration_text(f.duration_low_s)}.."
             f"{duration_text(f.duration_high_s)}], {energy_text(f.energy_j)} "
-            f"[{energy_text(f.energy_low_j)}..{energy_text(f.energy_high_j)}], "
-            f"{mass_text(f.co2e_g)} CO2e [{mass_text(f.co2e_low_g)}..{mass_text(f.co2e_high_g)}]")
+            f"[{energy_text(f.energy_low_j, f.energy_j)}.."
+            f"{energy_text(f.energy_high_j, f.energy_j)}], {mass_text(f.co2e_g)} CO2e "
+            f"[{mass_text(f.co2e_low_g, f.co2e_g)}..{mass_text(f.co2e_high_g, f.co2e_g)}]")
 
 
 def _one_line(result: RunResult) -> str:
