@@ -83,6 +83,23 @@ def test_runs_page_shows_the_store_and_the_live_table_follows_a_run(
               "the stopped run to leave the live table")
     page.check(server.url)
 
+    # a run listed as running when the page loaded is marked once it leaves the live table
+    clock = ManualClock(start_wall=1_764_000_950.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 50.0})], clock=clock, sampling="manual",
+                quiet=True, db=str(db), name="short-one", flush_interval=1)
+    t.start()
+    try:
+        clock.advance(2)
+        t.tick()
+        page.visit(server.url)
+        status = f"#run-{t.run_id} td.status"
+        assert page.js("return document.querySelector(arguments[0]).textContent",
+                       status) == "running"
+    finally:
+        t.stop()
+    page.wait(lambda d: page.js("return document.querySelector(arguments[0]).textContent",
+                                status).startswith("ended"), "the ended run's row to be marked")
+
     # tick two runs and compare them
     page.visit(server.url)
     ticked = [r.identity.run_id for r in runs[:2]]

@@ -36,9 +36,17 @@ _LIVE_SCRIPT = """
   function link(run){var td=document.createElement("td"),a=document.createElement("a");
     a.href="/run/"+encodeURIComponent(run.run_id);a.textContent=run.run_id;td.appendChild(a);
     return td;}
+  var live={};
+  function ended(id){  // a run that left the live table: its row below is out of date
+    var row=document.getElementById("run-"+id),c=row&&row.querySelector("td.status");
+    if(c){c.textContent="ended: reload for its final figures";}
+  }
   function update(){
     fetch("/api/live",{cache:"no-store"}).then(function(r){return r.json();}).then(function(d){
-      var rows=[];
+      var rows=[],now={};
+      d.runs.forEach(function(run){now[run.run_id]=true;});
+      Object.keys(live).forEach(function(id){if(!now[id]){ended(id);}});
+      live=now;
       d.runs.forEach(function(run){var tr=document.createElement("tr");
         tr.id="live-"+run.run_id;tr.appendChild(link(run));
         [run.project,run.name,run.duration,run.power,run.energy,run.co2e].forEach(
@@ -116,7 +124,8 @@ def runs_page(runs: Sequence[RunResult], live: Sequence[dict[str, str]], *, nonc
             f"<td>{_run_link(ident.run_id)}</td>"
             f'<td class="n" title="{escape(ident.started_at)}">'
             f"{escape(when_text(ident.started_at))}</td><td>{escape(ident.project)}</td>"
-            f"<td>{escape(ident.name)}</td><td>{escape(tags)}</td><td>{escape(r.status)}</td>"
+            f"<td>{escape(ident.name)}</td><td>{escape(tags)}</td>"
+            f'<td class="status">{escape(r.status)}</td>'
             f'<td class="n">{escape(duration_text(r.duration_s))}</td>'
             f'<td class="n">{escape(energy_text(r.energy_j))}</td>'
             f'<td class="n">{escape(mass_text(r.co2e_g))}</td>'
