@@ -46,13 +46,14 @@ def test_units_scale_and_rows_share_a_unit() -> None:
     assert energy_text(3600.0) == "1.000 Wh"
     assert energy_text(3.6e6 * 2) == "2.000 kWh"
     assert energy_text(5.0) == "5.00 J"
-    assert energy_text(5.0, like=3600.0) == "0.001 Wh"
+    assert energy_text(5.0, like=3600.0) == "0.00139 Wh"
     # J up to 0.1 Wh: 43 J reads "43.20 J", not "0.012 Wh"; Wh from 360 J
     assert (energy_text(43.2), energy_text(359.0), energy_text(360.0)) == (
         "43.20 J", "359.00 J", "0.100 Wh")
-    # in a larger row unit, a value too small to show is "<0.001 Wh", never "0.000 Wh"
-    assert energy_text(1.0, like=3600.0) == "<0.001 Wh"
-    assert energy_text(0.001, like=100.0) == "<0.01 J"
+    # in a larger row unit, a small value keeps three significant digits, never "0.000 Wh"
+    assert energy_text(1.0, like=3600.0) == "0.000278 Wh"
+    assert energy_text(0.001, like=100.0) == "0.00100 J"
+    assert energy_text(13.14, like=3600.0) == "0.00365 Wh"
     assert energy_text(0.0, like=3600.0) == "0.000 Wh"
     # an interval of a sub-joule value: its unit, never e-notation
     assert (energy_text(0.46, like=0.839), energy_text(3.24, like=0.839)) == ("460 mJ", "3240 mJ")

@@ -10,22 +10,24 @@ from carbonmonitor.records import WORK_UNITS, EnergyFigure, RunResult, Uncertain
 def energy_text(joules: float, like: float | None = None) -> str:
     """Joules in the unit a reader expects: J below 0.1 Wh (360 J), Wh below 1 kWh, then kWh;
     mJ and µJ below 1 J. ``like`` chooses the unit instead, so that the rows of one table share
-    one; a value too small to show in it reads ``<0.001 Wh`` rather than ``0.000 Wh``."""
+    one; a value far smaller than ``like`` keeps three significant digits in it (``0.00365 Wh``,
+    not ``0.004 Wh``)."""
     size = abs(joules if like is None else like)
-    wh = joules / 3600.0
     if size >= 3.6e6:
-        text = f"{wh / 1000:.3f} kWh"
+        number, unit = joules / 3.6e6, "kWh"
+        text = f"{number:.3f}"
     elif size >= 360.0:
-        text = f"{wh:.3f} Wh"
+        number, unit = joules / 3600.0, "Wh"
+        text = f"{number:.3f}"
     elif size >= 1 or joules == 0:
-        text = f"{joules:.2f} J"
+        number, unit = joules, "J"
+        text = f"{number:.2f}"
     else:  # mJ or µJ, three significant digits; 1000 and over written out, never 3.24e+03
         scaled, unit = (joules * 1e3, "mJ") if size >= 1e-3 else (joules * 1e6, "µJ")
         return f"{scaled:.0f} {unit}" if abs(scaled) >= 1000 else f"{scaled:.3g} {unit}"
-    number, unit = text.split()
-    if joules != 0 and float(number) == 0:  # only with like=: a larger unit than the value's
-        return f"{'>-' if joules < 0 else '<'}{'0.01' if unit == 'J' else '0.001'} {unit}"
-    return text
+    if joules != 0 and abs(number) < 0.1:  # only with like=: a larger unit than the value's
+        text = sig3(number)
+    return f"{text} {unit}"
 
 
 def mass_text(grams: float, like: float | None = None) -> str:
