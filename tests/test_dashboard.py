@@ -407,3 +407,16 @@ def test_a_non_loopback_host_warns(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(StoreError):  # the warning comes before anything is bound
         dashboard_command(args)
     assert "readable from the network" in capsys.readouterr().err
+
+
+def test_compare_without_matplotlib_shows_the_table_and_the_fix(
+        server: Dashboard, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    make_run(db, name="bert", start_wall=1_764_000_100.0)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    status, page, _ = get(server.url + "compare?project=vision&by=name")
+    parsed = Parsed(page)
+    assert status == 200 and "compare" in parsed.ids() and "compare-figure" not in parsed.ids()
+    assert "No figure: matplotlib is not installed. Fix: pip install 'carbonmonitor[plot]'" \
+        in parsed.text
