@@ -299,8 +299,9 @@ def test_a_phase_whose_share_follows_its_time_is_advised_to_be_shorter(tmp_path:
     assert item.figures["power_w"] == pytest.approx(item.figures["rest_power_w"], rel=1e-9)
     assert "follows its time" in item.action and "shortening" in item.action
     assert "cheaper" not in item.action
-    run = make_run(tmp_path / "train", {"cpu": 100.0}, script=phases("training"))
-    assert advise(run.result, run.series) == []
+    for name in ("training", "fine-tuning", "SFT"):  # the job's main work: no news
+        run = make_run(tmp_path / name, {"cpu": 100.0}, script=phases(name))
+        assert advise(run.result, run.series) == [], name
 
 
 # -- 6. metric plateau -------------------------------------------------------------------------

@@ -420,3 +420,28 @@ def test_compare_without_matplotlib_shows_the_table_and_the_fix(
     assert status == 200 and "compare" in parsed.ids() and "compare-figure" not in parsed.ids()
     assert "No figure: matplotlib is not installed. Fix: pip install 'carbonmonitor[plot]'" \
         in parsed.text
+
+
+def test_compare_by_filter_leaves_out_unfinished_runs_and_names_the_default_metric(
+        server: Dashboard, db: Path) -> None:
+    make_run(db, name="bert", start_wall=1_764_000_100.0)
+    clock = ManualClock(start_wall=1_764_000_200.0)
+    t = Tracker(backend=[FakeBackend({"cpu": 10.0})], clock=clock, sampling="manual",
+                quiet=True, db=str(db), name="still-going", project="vision", flush_interval=1)
+    t.start()
+    try:
+        clock.advance(2)
+        t.tick()
+        status, page, _ = get(server.url + "compare?project=vision&metric=accuracy")
+        parsed, cells = Parsed(page), Cells(page, "compare")
+        assert status == 200 and len(cells.rows) == 3  # header + the two finished runs
+        assert "still-going" not in " ".join(" ".join(r) for r in cells.rows)
+        assert "1 running or interrupted run(s) left out" in parsed.text
+        metrics, chosen = cells.selects["metric"]
+        assert chosen == "accuracy"
+        assert ("option", {"value": ""}) in parsed.tags and "default (accuracy)" in parsed.text
+        # named one by one, the running run is compared, with a note
+        status, page, _ = get(server.url + f"compare?runs={t.run_id}")
+        assert status == 200 and "did not finish" in Parsed(page).text
+    finally:
+        t.stop()

@@ -271,7 +271,8 @@ def test_citation_says_what_a_paper_needs(stored: Stored) -> None:
     unc, em = r.energy_uncertainty, r.emissions
     for part in (energy_text(r.energy_j), energy_text(unc.low, r.energy_j),
                  energy_text(unc.high, r.energy_j), mass_text(em.co2e_g),
-                 mass_text(em.uncertainty.low), mass_text(em.uncertainty.high),
+                 mass_text(em.uncertainty.low, em.co2e_g),
+                 mass_text(em.uncertainty.high, em.co2e_g),
                  "location-based", "lifecycle", f"{r.intensity.g_per_kwh:g} g CO2e/kWh",
                  r.intensity.source, str(r.intensity.year), "Germany (DEU)", "PUE of 1.0",
                  r.pue.source, duration_text(r.duration_s), "cpu, gpu:0",
@@ -324,7 +325,9 @@ def test_the_report_carries_the_runs_advice(tmp_path: Path) -> None:
     assert items
     page, md = render_html(result), render_markdown(result)
     assert "Advice" in page and "Advice" in md
+    assert "| Advice | Evidence | Saving | Confidence | Action | Caveats |" in md
     for item in items:
+        assert f"| {item.confidence} |" in md
         assert html.escape(item.title) in page
         if item.saving is not None:
             assert mass_text(item.saving.co2e_g) in page and mass_text(item.saving.co2e_g) in md
@@ -371,6 +374,7 @@ def test_a_running_run_and_failing_advice_are_said_not_hidden(
         assert running.status == "running"
         assert "| Status | running: still measuring; this report covers it up to its last " \
                "write |" in md and "| Last written |" in md and "| Ended |" not in md
+        assert citation(running).startswith("[Partial: the run was running at its last write")
     finally:
         done = t.stop()
 

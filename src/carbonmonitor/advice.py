@@ -56,8 +56,9 @@ IDLE_MIN_SHARE = 0.3
 """Rule ``idle-baseline``: idle >= 30 % of the energy of the devices with a baseline."""
 PHASE_MIN_SHARE = 0.6
 """Rule ``dominant-phase``: one top-level phase >= 60 % of the run's energy."""
-TRAINING = re.compile(r"train|fit|epoch", re.IGNORECASE)
-"""A phase named so is the job's main work: it is named only when it is also power-hungry."""
+TRAINING = re.compile(r"train|fit|epoch|tun|sft|learn", re.IGNORECASE)
+"""A phase named so (training, fine-tuning, fit, SFT...) is the job's main work: it is named only
+when it is also power-hungry."""
 PHASE_POWER_RATIO = 1.2
 """... whose action is to make its work cheaper when its mean power is >= 1.2 x the rest's, else
 to shorten it (its share then follows its time)."""
@@ -422,7 +423,7 @@ def _dominant_phase(result: RunResult) -> Advice | None:
                   "cheaper (mixed precision, a smaller model, larger batches, caching) before "
                   "the other phases")
     else:
-        action = (f"{phase.name!r}'s share follows its time, not its power: shortening it "
+        action = (f"the share of {phase.name!r} follows its time, not its power: shortening it "
                   "(fewer steps or epochs, early stopping, a smaller dataset or sequence "
                   "length) saves in proportion; per-step efficiency helps as much anywhere")
     return Advice(

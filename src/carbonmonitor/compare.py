@@ -37,7 +37,8 @@ from carbonmonitor.records import RunResult
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Comparison", "GroupRow", "Spread", "compare", "compare_figure", "pareto_front"]
+__all__ = ["Comparison", "GroupRow", "Spread", "compare", "compare_figure", "default_metric",
+           "finished", "pareto_front"]
 
 BY = ("run", "name", "project", "tag")  # and "param:<key>"
 # per-unit columns: (column stem, UnitCost.per)
@@ -187,7 +188,7 @@ def table_cells(table: Comparison, *, loud: bool = False) -> tuple[list[str], li
         for line, spread in zip(cells, spreads, strict=True):
             line.append(_spread_cell(spread, size))
     if table.metric:
-        header.append(f"{table.metric} (best)")
+        header.append(f"{table.metric} ({'best' if table.direction else 'last'})")
         for line, r in zip(cells, rows, strict=True):
             line.append(_spread_cell(r.quality, 1.0))
     header.append("PARETO" if loud else "Pareto")
@@ -197,7 +198,9 @@ def table_cells(table: Comparison, *, loud: bool = False) -> tuple[list[str], li
 
 
 def _number(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:#.3g}"
+    from carbonmonitor.summary import sig3
+
+    return sig3(value)  # three significant digits, never e-notation
 
 
 def _spread_cell(spread: Spread | None, size: float) -> str:
@@ -322,6 +325,19 @@ def _groups(results: Sequence[RunResult], by: str) -> dict[str, list[RunResult]]
     return groups
 
 
+def default_metric(results: Sequence[RunResult]) -> str | None:
+    """The quality metric ``compare`` uses when none is named: the first metric with a
+    direction that every run logged (None when there is none)."""
+    return _metric(results, None)[0] if results else None
+
+
+def finished(results: Sequence[RunResult]) -> tuple[list[RunResult], list[RunResult]]:
+    """``(finished, unfinished)``: runs still running or interrupted have partial figures, so
+    a selection by filters leaves them out (runs named one by one are kept, with a note)."""
+    done = [r for r in results if r.status not in ("running", "interrupted")]
+    return done, [r for r in results if r.status in ("running", "interrupted")]
+
+
 def _metric(results: Sequence[RunResult], name: str | None
             ) -> tuple[str | None, Literal["higher", "lower"] | None]:
     """The metric to compare on and its direction (from the first run that knows it)."""
@@ -356,8 +372,8 @@ def _best(r: RunResult, metric: str | None) -> float | None:
     if metric is None:
         return None
     for m in r.metrics:
-        if m.name == metric:
-            return m.best
+        if m.name == metric:  # no direction: no best, so the last value
+            return m.best if m.direction is not None else m.last
     return None
 
 
@@ -481,7 +497,8 @@ def _scatter(ax: Any, table: Comparison, rows: Sequence[GroupRow], unit: str, si
     arrow = {"higher": "higher is better", "lower": "lower is better"}.get(
         table.direction or "", "direction unknown")
     ax.set_xlabel(_co2e_label(table, unit))
-    ax.set_ylabel(text(f"{table.metric} (best per run; {arrow})"))
+    which = "best" if table.direction else "last"
+    ax.set_ylabel(text(f"{table.metric} ({which} per run; {arrow})"))
 
 
 SMALL_PANELS = (("duration_s", "Duration", "time"), ("energy_j", "Energy", "energy"),

@@ -249,7 +249,8 @@ class Store:
         if not create and not self.path.exists():
             raise StoreError(f"no run store at {self.path}: no run has been recorded there yet; "
                              "run something with carbonmonitor, or name an existing store "
-                             "(db= in Python, --db on the command line, or CARBONMONITOR_DB)")
+                             "(the db argument in Python, --db on the command line, or "
+                             "CARBONMONITOR_DB)")
         if create:
             if not self.path.exists():
                 self._ready = False  # new, or deleted since: create the schema (again)

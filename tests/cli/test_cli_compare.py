@@ -21,7 +21,7 @@ from carbonmonitor import FakeBackend, ManualClock, Tracker
 from carbonmonitor.cli import UsageError
 from carbonmonitor.compare import compare
 from carbonmonitor.records import RunResult
-from carbonmonitor.summary import mass_text
+from carbonmonitor.summary import mass_text, sig3
 
 HOSTILE = "<img src=x onerror=window.__x=1> </script><script>window.__y=1</script>"
 # name: cpu watts, seconds per seed, best accuracy per seed
@@ -71,8 +71,8 @@ def test_table_groups_ranks_and_marks_the_front(db: Path) -> None:
     assert f"CO2e ({unit})" in lines[0]
     for line, row in zip(lines[1:4], table.rows, strict=True):
         assert row.co2e_g.std is not None
-        assert (f"{row.co2e_g.mean / size:#.3g} ± {row.co2e_g.std / size:#.3g} "
-                f"[{row.co2e_g.low / size:#.3g}..{row.co2e_g.high / size:#.3g}]") in line
+        assert (f"{sig3(row.co2e_g.mean / size)} ± {sig3(row.co2e_g.std / size)} "
+                f"[{sig3(row.co2e_g.low / size)}..{sig3(row.co2e_g.high / size)}]") in line
         assert line.endswith("yes") == (row.group in ("small", "medium"))
 
 
@@ -211,3 +211,30 @@ def test_a_run_named_twice_counts_once_and_short_ids_work(db: Path) -> None:
     assert run_cli(["show", short, "--db", str(db)]).returncode == 0
     done = run_cli(["show", "", "--db", str(db)])
     assert done.returncode == 2 and "the run id is empty" in done.stderr
+
+
+def test_a_metric_without_direction_shows_its_last_value(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    for i, lrs in enumerate(([0.1, 0.01], [0.2, 0.05])):
+        clock = ManualClock(start_wall=1_764_000_000.0 + 100 * i)
+        t = Tracker(backend=[FakeBackend({"cpu": 10.0})], clock=clock, sampling="manual",
+                    quiet=True, db=str(db), name=f"m{i}", country="DE")
+        t.start()
+        clock.advance(5)
+        for lr in lrs:
+            t.log_metric("learning_rate", lr)  # no direction known
+        t.stop()
+    done = run_cli(["compare", "--metric", "learning_rate", "--by", "name", "--db", str(db)])
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert "learning_rate (last)" in header and "(best)" not in header
+    values = {row.split()[1]: row.split()[-1] for row in rows[:2]}
+    assert values == {"m0": "0.0100", "m1": "0.0500"}
+    assert "no direction" in done.stderr
+
+
+def test_a_bad_group_is_refused_before_anything_is_read(db: Path) -> None:
+    done = run_cli(["compare", "--by", "colour", "--db", str(db)])
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("carbonmonitor: error: cannot group runs by 'colour': use "
+                                   "run, name, project, tag or param:KEY (e.g. param:lr)")

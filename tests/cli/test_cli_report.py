@@ -173,9 +173,15 @@ def test_unwritable_outputs_are_one_line_errors_and_dash_is_stdout(tmp_path: Pat
         assert done.returncode == 2, (extra, done.stderr)
         assert "Traceback" not in done.stderr and said in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    done = run_cli(["report", "last", "-o", str(a_file / "r.html"), "--db", str(db)])
+    assert done.returncode == 2 and "a part of that path is a file" in done.stderr
     done = run_cli(["report", "last", "-o", "-", "--format", "md", "--db", str(db)])
     assert done.returncode == 0 and done.stdout.startswith("# Carbon report")
     assert not Path("-").exists()
+    out = tmp_path / "new" / "deeper" / "r.html"  # a missing folder is made, and said
+    done = run_cli(["report", "last", "-o", str(out), "--db", str(db)])
+    assert done.returncode == 0 and out.exists()
+    assert f"made the folder {out.parent}" in done.stderr
 
 
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:

@@ -281,6 +281,9 @@ def os_error_text(err: OSError) -> str:
 
 def cannot_write(what: str, path: object, err: OSError) -> UsageError:
     """The usage error for ``path`` (given as ``what``, e.g. ``-o``) that could not be written."""
+    if isinstance(err, (FileExistsError, NotADirectoryError)):
+        return UsageError(f"cannot write {what} {str(path)!r}: a part of that path is a file, "
+                          "not a folder. Fix: choose a path whose folders are folders")
     return UsageError(f"cannot write {what} {str(path)!r}: {err.strerror or err}. Fix: choose a "
                       "path in a folder you can write")
 
@@ -305,13 +308,17 @@ def _advice_command(args: argparse.Namespace) -> int:
     except carbonmonitor.StoreError:
         series = None
     items = advise(result, series)
+    if result.status in ("running", "interrupted"):
+        say(f"note: run {result.identity.run_id} is {result.status}: the advice reads it up to "
+            "its last write")
     if not items:
         print(f"no advice for run {result.identity.run_id}: no rule's numbers justify any "
               "(docs/advice.md lists the rules and their thresholds)")
         return 0
     for i, item in enumerate(items, start=1):
-        saving = (f"saves about {mass_text(item.saving.co2e_g)} CO2e ({item.saving.pct:.0f} %)"
-                  if item.saving else f"no saving figure: {item.no_saving}")
+        saving = (f"saves about {mass_text(item.saving.co2e_g, result.co2e_g)} CO2e "
+                  f"({item.saving.pct:.0f} %)" if item.saving
+                  else f"no saving figure: {item.no_saving}")
         print(f"{i}. {item.title} [{item.confidence} confidence; {saving}]")
         print(f"   evidence: {item.evidence}")
         print(f"   action:   {item.action}")

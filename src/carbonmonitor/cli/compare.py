@@ -55,9 +55,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 def compare_command(args: argparse.Namespace) -> int:
     """Run ``carbonmonitor compare``; the exit code."""
-    from carbonmonitor.compare import compare
+    from carbonmonitor.compare import BY, compare
 
     fmt = _format(args.format, args.output)
+    if args.by not in BY and not (args.by.startswith("param:") and args.by[6:]):
+        raise UsageError(f"cannot group runs by {args.by!r}: use run, name, project, tag or "
+                         "param:KEY (e.g. param:lr)")
     results = _selected(args)
     table = compare(results, by=args.by, metric=args.metric)
     if args.figure:
@@ -73,7 +76,7 @@ def compare_command(args: argparse.Namespace) -> int:
     else:
         from carbonmonitor.cli.report import _write
 
-        _write(Path(args.output), text)
+        _write(Path(args.output), text, example=f"comparison.{'txt' if fmt == 'table' else fmt}")
         say(f"carbonmonitor: wrote the comparison of {len(results)} run(s) to {args.output}")
     if table.note:
         say(f"note: {table.note}")
@@ -110,12 +113,13 @@ def _selected(args: argparse.Namespace) -> list[Any]:
     if not store.path.exists():
         raise UsageError(f"no runs to compare: the store {store.path} does not exist (runs are "
                          "stored there once tracked; --db names another store)")
+    from carbonmonitor.compare import finished
+
     everything = list(store.runs(project=args.project, tags=tags, since=args.since))
-    found = [r for r in everything if r.status not in ("running", "interrupted")]
-    if len(found) < len(everything):
-        left = len(everything) - len(found)
-        say(f"note: {left} running or interrupted run(s) left out (partial figures); name "
-            "them as RUN arguments to include them")
+    found, unfinished = finished(everything)
+    if unfinished:
+        say(f"note: {len(unfinished)} running or interrupted run(s) left out (partial "
+            "figures); name them as RUN arguments to include them")
     if not found and everything:
         raise UsageError("every run matching the filters is running or was interrupted; name "
                          "them as RUN arguments to compare them anyway")

@@ -130,15 +130,19 @@ def _write_figures(result: Any, series: Any, folder: Path, out: Path | None) -> 
     return links
 
 
-def _write(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, then rename: never half a report."""
+def _write(path: Path, text: str, example: str = "report.html") -> None:
+    """Write through a temporary file in the same folder, then rename: never half a report.
+    A missing folder is made, and said."""
     if path.is_dir():
         raise UsageError(f"-o {str(path)!r} is a folder: give a file name in it, e.g. "
-                         f"{str(path / 'report.html')!r}")
+                         f"{str(path / example)!r}")
+    made = not path.parent.exists()
     try:
         _write_through(path, text)
     except OSError as err:
         raise cannot_write("-o", path, err) from None
+    if made:
+        say(f"carbonmonitor: made the folder {path.parent}")
 
 
 def _write_through(path: Path, text: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from urllib.parse import quote, urlencode
 
-from carbonmonitor.compare import BY, Comparison, table_cells
+from carbonmonitor.compare import BY, Comparison, default_metric, table_cells
 from carbonmonitor.records import RunResult
 from carbonmonitor.report.html import _CSS
 from carbonmonitor.summary import duration_text, energy_text, mass_text, when_text
@@ -189,13 +189,17 @@ def _compare_form(table: Comparison, results: Sequence[RunResult],
     """Group by and metric choices; the selection (runs, project, tag) rides along hidden."""
     params = sorted({k for r in results for k in r.identity.params})
     groups = [*BY, *(f"param:{k}" for k in params)]
-    metrics = list(dict.fromkeys(m.name for r in results for m in r.metrics))
+    directed = {m.name for r in results for m in r.metrics if m.direction}
+    metrics = sorted(dict.fromkeys(m.name for r in results for m in r.metrics),
+                     key=lambda name: name not in directed)  # those with a direction first
+    shown = {m: m if m in directed else f"{m} (no direction: last value, no front)"
+             for m in metrics}
 
     def options(values: Sequence[str], chosen: str, default: str = "") -> str:
         first = f'<option value="">{escape(default)}</option>' if default else ""
         return first + "".join(
-            f'<option value="{escape(v)}"{" selected" if v == chosen else ""}>{escape(v)}'
-            "</option>" for v in values)
+            f'<option value="{escape(v)}"{" selected" if v == chosen else ""}>'
+            f"{escape(shown.get(v, v))}</option>" for v in values)
 
     hidden = "".join(f'<input type="hidden" name="{k}" value="{escape(query[k])}">'
                      for k in ("runs", "project", "tag", "since") if query.get(k))
@@ -203,7 +207,8 @@ def _compare_form(table: Comparison, results: Sequence[RunResult],
     return ('<form class="filter" id="compare-form" method="get" action="/compare">' + hidden
             + f'<label>group by<select id="by" name="by">{options(groups, table.by)}</select>'
             '</label><label>quality metric<select id="metric" name="metric">'
-            + options(metrics, chosen_metric, default=f"default ({table.metric or 'none'})")
+            + options(metrics, chosen_metric,
+                      default=f"default ({default_metric(results) or 'none'})")
             + '</select></label><button type="submit" id="regroup">show</button></form>')
 
 

@@ -225,17 +225,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_html(HTTPStatus.OK, page.replace("<main>", "<main>" + nav, 1))
 
     def _compare_page(self, query: dict[str, str]) -> None:
-        from carbonmonitor.compare import compare, compare_figure
+        from carbonmonitor.compare import compare, compare_figure, finished
         from carbonmonitor.dashboard import pages
         from carbonmonitor.report.html import svg_text
 
         store = self.server.store
+        left = ""
         ids = [i.strip() for i in query.get("runs", "").split(",") if i.strip()]
         if ids:  # each run once, however often it was named
             results = list({r.identity.run_id: r for r in map(store.load, ids)}.values())
         elif query.get("project") or query.get("tag") or query.get("since"):
-            results = list(store.runs(project=query.get("project") or None, tags=_tags(query),
-                                      since=query.get("since") or None, limit=COMPARE_MAX + 1))
+            selected = list(store.runs(project=query.get("project") or None, tags=_tags(query),
+                                       since=query.get("since") or None, limit=COMPARE_MAX + 1))
+            results, unfinished = finished(selected)  # as `carbonmonitor compare` selects
+            if unfinished:
+                left = (f"{len(unfinished)} running or interrupted run(s) left out (partial "
+                        "figures); tick them on the runs page to compare them anyway.")
         else:
             results = []
         if not results:
@@ -256,6 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
             from carbonmonitor.plot import INSTALL
 
             note = f"No figure: matplotlib is not installed. Fix: {INSTALL}, then reload."
+        note = " ".join(n for n in (left, note) if n)
         self._send_html(HTTPStatus.OK, pages.compare_page(table, svg, note, results=results,
                                                           query=query))
 

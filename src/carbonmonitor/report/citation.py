@@ -40,10 +40,14 @@ def citation(result: RunResult) -> str:
         f"With a PUE of {pue_text(result.pue.value)} ({result.pue.source}) and a "
         f"{inten.basis} emission factor of {inten.g_per_kwh:g} g CO2e/kWh for "
         f"{inten.zone_name} ({inten.zone}; {inten.source}, {year}), this corresponds to "
-        f"{mass_text(em.co2e_g)} CO2e (location-based; interval {mass_text(em.uncertainty.low)}"
-        f" to {mass_text(em.uncertainty.high)}).",
+        f"{mass_text(em.co2e_g)} CO2e (location-based; interval "
+        f"{mass_text(em.uncertainty.low, em.co2e_g)} to "
+        f"{mass_text(em.uncertainty.high, em.co2e_g)}).",
         f"Location: {result.location.describe()}.",
     ]
+    if result.status in ("running", "interrupted"):
+        parts.insert(0, f"[Partial: the run was {result.status} at its last write; these "
+                        "figures cover it up to then.]")
     if em.time_resolved:
         parts.append(f"Hourly factors came from {em.time_resolved}.")
     if result.location.status == "unknown":

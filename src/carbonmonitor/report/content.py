@@ -186,15 +186,18 @@ def _advice_table(result: RunResult, series: Any) -> Table:
     try:
         items = advise(result, series)
     except Exception as err:  # advice is a reading of the numbers; a report never fails for it
-        return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Action"), (
-            ("Advice could not be computed", f"{type(err).__name__}: {err}", "-",
-             f"`carbonmonitor advice {result.identity.run_id}` shows the error"),),
+        return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Confidence",
+                                          "Action", "Caveats"), (
+            ("Advice could not be computed", f"{type(err).__name__}: {err}", "-", "-",
+             f"`carbonmonitor advice {result.identity.run_id}` shows the error", "-"),),
             note="No advice is not the same as nothing to advise: this is a carbonmonitor "
                  "bug; please report it with the run's JSON (carbonmonitor show RUN --json).")
     rows = tuple((a.title, a.evidence,
-                  f"{mass_text(a.saving.co2e_g)} CO2e ({a.saving.pct:.0f} %): {a.saving.how}"
-                  if a.saving else f"not estimated: {a.no_saving}", a.action) for a in items)
-    return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Action"), rows,
+                  f"{mass_text(a.saving.co2e_g, result.co2e_g)} CO2e ({a.saving.pct:.0f} %): "
+                  f"{a.saving.how}" if a.saving else f"not estimated: {a.no_saving}",
+                  a.confidence, a.action, "; ".join(a.caveats) or "-") for a in items)
+    return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Confidence", "Action",
+                                      "Caveats"), rows,
                  note="Each item's numbers come from this run; thresholds: docs/advice.md.")
 
 
