@@ -58,9 +58,9 @@ def test_units_scale_and_rows_share_a_unit() -> None:
     # an interval of a sub-joule value: its unit, never e-notation
     assert (energy_text(0.46, like=0.839), energy_text(3.24, like=0.839)) == ("460 mJ", "3240 mJ")
     assert energy_text(0.0005) == "500 µJ" and energy_text(0.5) == "500 mJ"
-    assert mass_text(1500.0) == "1.500 kg" and mass_text(0.5) == "0.5 g"
-    assert (mass_text(0.0757), mass_text(2.5e-6), mass_text(0.0)) == ("75.7 mg", "2.5 µg", "0 g")
+    assert mass_text(1500.0) == "1.500 kg" and mass_text(0.5) == "0.500 g"
+    assert (mass_text(0.0757), mass_text(2.5e-6), mass_text(0.0)) == ("75.7 mg", "2.50 µg", "0 g")
     # an interval's bounds in its value's unit: [0.0266 g .. 0.392 g], not [26.6 mg .. 0.392 g]
     assert (mass_text(0.0266, like=0.196), mass_text(0.392, like=0.196)) == ("0.0266 g", "0.392 g")
     assert mass_text(1500.0, like=2000.0) == "1.500 kg"
-    assert mass_text(2.5e-6, like=0.5) == "2.5 µg"  # 2.5e-06 g would need e-notation
+    assert mass_text(2.5e-6, like=0.5) == "2.50 µg"  # 2.5e-06 g would need e-notation

@@ -511,6 +511,8 @@ def _small_panels(sub: Any, table: Comparison, panels: Sequence[tuple[str, str, 
                   gid: Any, text: Any) -> dict[str, list[list[float] | None]]:
     """One bar panel per figure (mean, min..max for groups), groups in the table's order;
     ``{field: [[mean, low, high] or None per group]}``."""
+    from matplotlib.ticker import MaxNLocator
+
     from carbonmonitor.summary import energy_unit, mass_unit, sig3, time_unit
 
     kinds = {"time": time_unit, "energy": energy_unit, "mass": mass_unit}
@@ -534,6 +536,7 @@ def _small_panels(sub: Any, table: Comparison, panels: Sequence[tuple[str, str, 
         ax.set_title(f"{title} ({unit})", fontsize=9, loc="left")
         ax.set_xlim(0, max(s.high / size for s in spreads if s is not None) * 1.35 or 1.0)
         ax.tick_params(axis="x", labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # narrow panels: few, readable ticks
         out[name] = [None if s is None else [s.mean, s.low, s.high] for s in spreads]
     axes[0].set_yticks(ys, [text(r.group) for r in table.rows], fontsize=8)
     axes[0].invert_yaxis()

@@ -31,22 +31,23 @@ def energy_text(joules: float, like: float | None = None) -> str:
 
 
 def mass_text(grams: float, like: float | None = None) -> str:
-    """Grams of CO2e in kg, g, mg or µg, three significant digits, never in e-notation.
+    """Grams of CO2e in kg, g, mg or µg, three significant digits (trailing zeros kept: 1.50 mg),
+    never in e-notation.
     ``like`` chooses the unit instead (an interval's bounds in its value's unit), unless the
     value would need e-notation there."""
     if like is not None:
         unit, size = mass_unit(like)
         scaled = grams / size
         if scaled == 0 or 1e-3 <= abs(scaled):
-            return f"{scaled:.3f} kg" if unit == "kg" else f"{scaled:.3g} {unit}"
+            return f"{scaled:.3f} kg" if unit == "kg" else f"{sig3(scaled)} {unit}"
     size = abs(grams)
     if size >= 1000:
         return f"{grams / 1000:.3f} kg"
     if size >= 0.1 or size == 0:
-        return f"{grams:.3g} g"
+        return f"{sig3(grams)} g"
     if size >= 1e-4:
-        return f"{grams * 1e3:.3g} mg"
-    return f"{grams * 1e6:.3g} µg"
+        return f"{sig3(grams * 1e3)} mg"
+    return f"{sig3(grams * 1e6)} µg"
 
 
 def duration_text(seconds: float) -> str:
