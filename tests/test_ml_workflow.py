@@ -187,6 +187,31 @@ def test_forecast_after_two_epochs_holds_the_outcome_and_is_compared_at_the_end(
     assert carbonmonitor.load(result.identity.run_id, db=tmp_path / "runs.db").forecast == f
 
 
+def test_the_forecast_co2e_interval_carries_the_measurement_and_the_factor() -> None:
+    from carbonmonitor.carbon.spread import factor_envelope
+    from carbonmonitor.records import sum_uncertainty
+
+    clock = ManualClock()
+    t = Tracker(backend=[FakeBackend({"cpu": WATTS}, method="user-constant")], clock=clock,
+                sampling="manual", quiet=True, db="off", country="DE", attribution="machine")
+    t.start()
+    run_epochs(t, clock, [60.0] * 10)
+    result = t.stop()
+    f = result.forecast
+    assert f is not None
+    env = factor_envelope("DEU", result.intensity.year)
+    unc = sum_uncertainty(result.energy)  # a modelled power: the same ratios all along
+    low, high = unc.low / result.energy_j, unc.high / result.energy_j
+    assert low < 1 < high
+    gpj = result.pue.value * result.intensity.g_per_kwh / 3.6e6
+    assert f.co2e_low_g == pytest.approx(f.energy_low_j * gpj * env.low_ratio * low, rel=1e-9)
+    assert f.co2e_high_g == pytest.approx(f.energy_high_j * gpj * env.high_ratio * high,
+                                          rel=1e-9)
+    assert f.rule.endswith("; CO2e interval x measurement x factor-envelope-v1")
+    # as wide as the measured CO2e's own interval, at least, for the same energy
+    assert f.co2e_low_g / f.co2e_g <= result.emissions.uncertainty.low / result.co2e_g + 1e-9
+
+
 def test_forecast_interval_contains_the_outcome_for_many_seeds() -> None:
     for seed in range(40):
         lengths = epoch_lengths(seed)

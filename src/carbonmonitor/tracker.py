@@ -649,20 +649,45 @@ class Tracker:
 
     def _forecast_record(self, made: Any, label: str, at_s: float) -> Any:
         """A prediction.Prediction as the result's Forecast: CO2e at the run's factor, its
-        interval widened by the factor's envelope like the measured figure's."""
+        interval widened like the measured figure's: by the measurement's own energy interval
+        (the power model's or counter's, so far) and by the factor's envelope. The energy
+        interval stays the prediction's: the outcome it is compared with is measured the same
+        way, so the measurement's bias is common to both."""
         from carbonmonitor.records import Forecast
 
         envelope = self._envelope()
         low_ratio, high_ratio = ((envelope.low_ratio, envelope.high_ratio) if envelope
                                  else (1.0, 1.0))
+        measured_low, measured_high = self._measurement_ratios(at_s)
         co2e, co2e_low, co2e_high = made.co2e(self._grams_per_joule())
+        widened = [name for name, wide in (("measurement", measured_low < 1 or measured_high > 1),
+                                           (envelope.rule if envelope else "", bool(envelope)))
+                   if wide]
         return Forecast(
             after=made.after_units, total=made.total_units, unit=made.unit,
-            rule=made.rule + (f"; CO2e interval: {envelope.rule}" if envelope else ""),
+            rule=made.rule + (f"; CO2e interval x {' x '.join(widened)}" if widened else ""),
             made_at_s=at_s, duration_s=made.duration_s, duration_low_s=made.duration_low_s,
             duration_high_s=made.duration_high_s, energy_j=made.energy_j,
             energy_low_j=made.energy_low_j, energy_high_j=made.energy_high_j, co2e_g=co2e,
-            co2e_low_g=co2e_low * low_ratio, co2e_high_g=co2e_high * high_ratio, label=label)
+            co2e_low_g=co2e_low * low_ratio * measured_low,
+            co2e_high_g=co2e_high * high_ratio * measured_high, label=label)
+
+    def _measurement_ratios(self, at_s: float) -> tuple[float, float]:
+        """The measured energy's interval so far relative to its value: (low, high) ratios,
+        (1, 1) when there is none (lock held)."""
+        from carbonmonitor.records import sum_uncertainty
+
+        try:
+            shares = (self._attributor.shares if self._attributor is not None
+                      else dict.fromkeys(self._meter.domains, 1.0))
+            figures = self._meter.figures(self._run, at_s, shares, self._idle_w)
+            total = sum(f.energy_j for f in figures)
+            unc = sum_uncertainty(figures)
+        except Exception:  # a forecast never fails for its interval
+            return 1.0, 1.0
+        if total <= 0:
+            return 1.0, 1.0
+        return min(1.0, unc.low / total), max(1.0, unc.high / total)
 
     def _compared(self, series: _Progress, last: Any) -> Any:
         """The series' first forecast with the outcome at its last unit."""
