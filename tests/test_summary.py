@@ -38,8 +38,10 @@ def test_unknown_location_is_flagged_with_the_fix() -> None:
 def test_three_significant_digits_keep_their_zeros() -> None:
     from carbonmonitor.summary import sig3
 
-    assert [sig3(v) for v in (0.1003, 0.0868, 12, 1.5, 0.000123, 99.96, 123.4, 4560.0, 0.0)] \
-        == ["0.100", "0.0868", "12.0", "1.50", "0.000123", "100", "123", "4560", "0"]
+    assert [sig3(v) for v in (0.1003, 0.0868, 12, 1.5, 0.000123, 99.96, 123.4, 4560.0, 0.0,
+                              0.09996, 9.999, -0.5)] \
+        == ["0.100", "0.0868", "12.0", "1.50", "0.000123", "100", "123", "4560", "0", "0.100",
+            "10.0", "-0.500"]
 
 
 def test_units_scale_and_rows_share_a_unit() -> None:

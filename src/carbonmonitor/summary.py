@@ -24,7 +24,7 @@ def energy_text(joules: float, like: float | None = None) -> str:
         text = f"{number:.2f}"
     else:  # mJ or µJ, three significant digits; 1000 and over written out, never 3.24e+03
         scaled, unit = (joules * 1e3, "mJ") if size >= 1e-3 else (joules * 1e6, "µJ")
-        return f"{scaled:.0f} {unit}" if abs(scaled) >= 1000 else f"{scaled:.3g} {unit}"
+        return f"{sig3(scaled)} {unit}"
     if joules != 0 and abs(number) < 0.1:  # only with like=: a larger unit than the value's
         text = sig3(number)
     return f"{text} {unit}"
@@ -67,6 +67,8 @@ def sig3(value: float) -> str:
     if abs(value) >= 99.95:  # what rounds to 100 or more
         return f"{value:.0f}"
     digits = 2 - math.floor(math.log10(abs(value)))
+    if abs(round(value, digits)) >= 10 ** (2 - digits + 1):  # 0.09996 rounds up to 0.100
+        digits -= 1
     return f"{value:.{digits}f}"
 
 
