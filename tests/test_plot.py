@@ -605,3 +605,28 @@ def test_new_figures_are_written_as_png_and_svg(run: Run, tmp_path: Path) -> Non
         make(run.result, path=tmp_path / f"{name}.svg")
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         ET.parse(tmp_path / f"{name}.svg")
+
+
+def test_bar_labels_of_neighbours_at_one_height_never_overlap(tmp_path: Path) -> None:
+    from carbonmonitor.plot.figures import _raised_labels
+
+    assert _raised_labels([1.0, 1.0, 1.0]) == [False, False, False]  # room enough for three
+    assert _raised_labels([0.1, 0.11, 0.12, 1.0, 0.5]) == [False, True, False, False, False]
+    db = str(tmp_path / "runs.db")
+    clock = ManualClock(start_wall=1_750_000_000.0)
+    tracker = Tracker(backend=[FakeBackend({"cpu": 30.0})], clock=clock, sampling="manual",
+                      quiet=True, db=db, country="DE")
+    tracker.start()
+    names = ("load", "tokenize", "train", "eval", "test", "export", "save")
+    for name in names:  # seven phases of one size: side by side, their labels would overlap
+        with tracker.phase(name):
+            for _ in range(3):
+                clock.advance(1)
+                tracker.tick()
+    result = tracker.stop()
+    fig = impact_figure(result, db=db)
+    renderer = fig.canvas.get_renderer()
+    boxes = [by_gid(fig, f"stage-label-{i}").get_window_extent(renderer)
+             for i in range(len(names))]
+    for a, b in zip(boxes, boxes[1:], strict=False):
+        assert not a.overlaps(b), (a, b)

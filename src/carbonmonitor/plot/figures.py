@@ -285,10 +285,12 @@ def _stage_panel(ax: Axes, stages: Sequence[Stage], colours: dict[str, str], wha
     spread = _intervals(ax, xs, [(s.co2e_g, s.co2e_energy_low_g, s.co2e_energy_high_g,
                                   s.co2e_low_g, s.co2e_high_g) for s in stages], size, "y")
     shares = _shares([s.co2e_g for s in stages])
+    tops = [max(s.co2e_energy_high_g, s.co2e_g) for s in stages]
+    raised = _raised_labels(tops)
     for i, (bar, s, share) in enumerate(zip(bars, stages, shares, strict=True)):
         bar.set_gid(gid("stage", str(i)))
         ax.annotate(f"{_mass(s.co2e_g, unit, size)}\n{sig3(s.energy_j / esize)} {eunit} · {share}",
-                    (i, max(s.co2e_energy_high_g, s.co2e_g) / size), xytext=(0, 3),
+                    (i, tops[i] / size), xytext=(0, 27 if raised[i] else 3),
                     textcoords="offset points", ha="center", va="bottom", fontsize=8,
                     bbox=LABEL_BOX, zorder=4, gid=gid("stage-label", str(i)))
     long = max(len(s.label) for s in stages) > 12 and len(stages) > 2
@@ -306,6 +308,19 @@ def _stage_panel(ax: Axes, stages: Sequence[Stage], colours: dict[str, str], wha
     units = data.setdefault("units", {})
     units["stages_co2e"] = [unit, size]
     units["stages_energy"] = [eunit, esize]
+
+
+def _raised_labels(tops: Sequence[float]) -> list[bool]:
+    """Which bar labels go one label higher: with four bars or more the labels are wider than
+    a bar's slot, so of two neighbours at about the same height (within 12 % of the tallest)
+    the second is raised, and they never sit side by side."""
+    raised = [False] * len(tops)
+    ref = max(tops, default=0.0) or 1.0
+    if len(tops) < 4:
+        return raised
+    for i in range(1, len(tops)):
+        raised[i] = not raised[i - 1] and abs(tops[i] - tops[i - 1]) < 0.12 * ref
+    return raised
 
 
 STAGE_HEADROOM = 1.45
