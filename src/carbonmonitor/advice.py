@@ -292,10 +292,9 @@ def _cpu_busy(result: RunResult, series: Series, cpus: list[str], n: int) -> lis
     cpu_w = [sum(power[c][i] for c in cpus) for i in range(n)]
     finite = [w for w in cpu_w if math.isfinite(w)]
     peak = max(finite, default=0.0)
-    baselines = [f.idle_j / f.duration_s for f in result.energy
-                 if f.domain in cpus and f.idle_j is not None and f.duration_s > 0]
-    floor = sum(baselines) if len(baselines) == len(cpus) else (
-        min(finite) if finite and peak >= 2 * min(finite) else None)
+    floors = [_floor(result, c, power[c]) for c in cpus]  # as the accelerators' floor
+    floor = (sum(f for f in floors if f is not None) if all(f is not None for f in floors)
+             else None)
     out = []
     for i in range(n):
         utils = [_interval_util(series, c, i) for c in cpus]
@@ -462,7 +461,7 @@ def _energy_at(result: RunResult, series: Series | None, t_s: float) -> float:
 
 
 def _plateaus(result: RunResult, series: Series | None) -> list[Advice]:
-    out = []
+    out: list[tuple[str, Advice]] = []  # (metric, its plateau)
     for m in result.metrics:
         if m.direction is None or len(m.points) <= PLATEAU_POINTS:
             continue
@@ -476,7 +475,7 @@ def _plateaus(result: RunResult, series: Series | None) -> list[Advice]:
         if share < PLATEAU_MIN_SHARE:
             continue
         g = since_j * _g_per_j(result)
-        out.append(Advice(
+        out.append((m.name, Advice(
             "metric-plateau", f"{m.name!r} stopped improving: {100 * share:.0f} % of the energy "
             "came after its best value",
             f"{m.name!r} ({m.direction} is better) best {best.value:g} at {_when(best)}; "
@@ -489,13 +488,13 @@ def _plateaus(result: RunResult, series: Series | None) -> list[Advice]:
                    "the run's mean power") + "), at the run's mean g/J", since_j),
             "medium" if series else "low", "stop early (e.g. patience of a few evaluations on "
             f"{m.name!r}) or checkpoint the best model and cut the schedule",
-            ("hindsight: the metric might have improved later had the run gone on",)))
+            ("hindsight: the metric might have improved later had the run gone on",))))
     if len(out) < 2:
-        return out
+        return [advice for _, advice in out]
     # one stop saves once: keep the plateau that saves the most, and name the others in it
-    out.sort(key=lambda a: a.saving.co2e_g if a.saving else 0.0, reverse=True)
-    kept, others = out[0], out[1:]
-    names = ", ".join(a.title.split(" stopped")[0] for a in others)
+    out.sort(key=lambda pair: pair[1].saving.co2e_g if pair[1].saving else 0.0, reverse=True)
+    kept = out[0][1]
+    names = ", ".join(repr(name) for name, _ in out[1:])
     return [dataclasses.replace(kept, caveats=(
         *kept.caveats, f"{names} stopped improving too; their savings overlap this one, so "
         "they are not listed again"))]

@@ -37,8 +37,8 @@ from carbonmonitor.records import RunResult
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Comparison", "GroupRow", "Spread", "compare", "compare_figure", "default_metric",
-           "finished", "pareto_front"]
+__all__ = ["Comparison", "GroupRow", "Spread", "check_by", "compare", "compare_figure",
+           "default_metric", "finished", "pareto_front"]
 
 BY = ("run", "name", "project", "tag")  # and "param:<key>"
 # per-unit columns: (column stem, UnitCost.per)
@@ -197,20 +197,17 @@ def table_cells(table: Comparison, *, loud: bool = False) -> tuple[list[str], li
     return header, cells
 
 
-def _number(value: float) -> str:
+def _spread_cell(spread: Spread | None, size: float) -> str:
+    """``mean ± std [min..max]`` in ``size`` units, three significant digits (summary.sig3)."""
     from carbonmonitor.summary import sig3
 
-    return sig3(value)  # three significant digits, never e-notation
-
-
-def _spread_cell(spread: Spread | None, size: float) -> str:
     if spread is None:
         return "-"
-    mean = _number(spread.mean / size)
+    mean = sig3(spread.mean / size)
     if spread.std is None:
         return mean
-    return (f"{mean} ± {_number(spread.std / size)} "
-            f"[{_number(spread.low / size)}..{_number(spread.high / size)}]")
+    return (f"{mean} ± {sig3(spread.std / size)} "
+            f"[{sig3(spread.low / size)}..{sig3(spread.high / size)}]")
 
 
 def compare(runs_or_ids: Sequence[RunResult | str], *, by: str = "run",
@@ -253,7 +250,7 @@ def compare(runs_or_ids: Sequence[RunResult | str], *, by: str = "run",
     if name is not None and direction is None:
         notes.append(f"metric {name!r} has no direction (higher or lower is better): no "
                      "Pareto front")
-    unfinished = [r for r in results if r.status in ("running", "interrupted")]
+    _, unfinished = finished(results)
     if unfinished:
         listed = ", ".join(f"{r.identity.run_id} ({r.status})" for r in unfinished[:3])
         more = f" and {len(unfinished) - 3} more" if len(unfinished) > 3 else ""
@@ -295,10 +292,15 @@ def _load(items: Sequence[RunResult | str], db: str | os.PathLike[str] | None
     return list(unique.values())
 
 
-def _groups(results: Sequence[RunResult], by: str) -> dict[str, list[RunResult]]:
+def check_by(by: str) -> None:
+    """Raise ConfigError unless ``by`` is run, name, project, tag or ``param:KEY``."""
     if by not in BY and not (by.startswith("param:") and by[6:]):
         raise ConfigError(f"cannot group runs by {by!r}: use run, name, project, tag or "
                           "param:KEY (e.g. param:lr)")
+
+
+def _groups(results: Sequence[RunResult], by: str) -> dict[str, list[RunResult]]:
+    check_by(by)
     if by.startswith("param:"):
         keys_there = sorted({k for r in results for k in r.identity.params})
         if by[6:] not in keys_there:
@@ -334,8 +336,7 @@ def default_metric(results: Sequence[RunResult]) -> str | None:
 def finished(results: Sequence[RunResult]) -> tuple[list[RunResult], list[RunResult]]:
     """``(finished, unfinished)``: runs still running or interrupted have partial figures, so
     a selection by filters leaves them out (runs named one by one are kept, with a note)."""
-    done = [r for r in results if r.status not in ("running", "interrupted")]
-    return done, [r for r in results if r.status in ("running", "interrupted")]
+    return [r for r in results if not r.partial], [r for r in results if r.partial]
 
 
 def _metric(results: Sequence[RunResult], name: str | None

@@ -429,6 +429,11 @@ class RunResult:
         return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
 
     @property
+    def partial(self) -> bool:
+        """Still running, or interrupted: the figures cover the run up to its last write."""
+        return self.status in ("running", "interrupted")
+
+    @property
     def energy_uncertainty(self) -> Uncertainty:
         return sum_uncertainty(self.energy)
 

@@ -257,7 +257,7 @@ def _main(argv: Sequence[str] | None) -> int:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
     except OSError as err:  # a path the user gave that cannot be written or read
-        say(f"carbonmonitor: error: {os_error_text(err)}")
+        say(f"carbonmonitor: error: {path_error('', err.filename2 or err.filename, err)}")
         return EXIT_USAGE
 
 
@@ -265,27 +265,22 @@ EXIT_BROKEN_PIPE = 141
 """As a shell reports a program ended by SIGPIPE (128 + 13)."""
 
 
-def os_error_text(err: OSError) -> str:
-    """What an OSError on a user's path means, and the fix."""
-    path = err.filename2 or err.filename  # os.replace(tmp, path): the second is the user's
-    where = f" {str(path)!r}" if path else ""
+def path_error(what: str, path: object, err: OSError) -> str:
+    """What an OSError on a path the user gave (as ``what``, e.g. ``-o``) means, and the fix.
+    For ``os.replace(tmp, path)`` the caller passes ``err.filename2``: the user's path."""
+    named = " ".join(p for p in (what, repr(str(path)) if path else "") if p)
     if isinstance(err, IsADirectoryError):
-        return f"{str(path)!r} is a folder: give a file name in it"
-    if isinstance(err, (FileNotFoundError, NotADirectoryError)):
-        return (f"cannot write{where}: {err.strerror or err}; the folder it goes in cannot be "
-                "made there. Fix: choose a path in a writable folder")
-    if isinstance(err, PermissionError):
-        return f"cannot write{where}: permission denied. Fix: choose a path you can write"
-    return f"cannot use{where}: {err.strerror or err}. Fix: choose another path"
+        return f"{named} is a folder: give a file name in it"
+    if isinstance(err, (FileExistsError, NotADirectoryError)):
+        return (f"cannot write {named}: a part of that path is a file, not a folder. Fix: "
+                "choose a path whose folders are folders")
+    return (f"cannot write {named}: {err.strerror or err}. Fix: choose a path in a folder you "
+            "can write")
 
 
 def cannot_write(what: str, path: object, err: OSError) -> UsageError:
-    """The usage error for ``path`` (given as ``what``, e.g. ``-o``) that could not be written."""
-    if isinstance(err, (FileExistsError, NotADirectoryError)):
-        return UsageError(f"cannot write {what} {str(path)!r}: a part of that path is a file, "
-                          "not a folder. Fix: choose a path whose folders are folders")
-    return UsageError(f"cannot write {what} {str(path)!r}: {err.strerror or err}. Fix: choose a "
-                      "path in a folder you can write")
+    """The usage error for ``path`` (given as ``what``) that could not be written."""
+    return UsageError(path_error(what, path, err))
 
 
 def _quiet_stdout() -> None:
@@ -308,7 +303,7 @@ def _advice_command(args: argparse.Namespace) -> int:
     except carbonmonitor.StoreError:
         series = None
     items = advise(result, series)
-    if result.status in ("running", "interrupted"):
+    if result.partial:
         say(f"note: run {result.identity.run_id} is {result.status}: the advice reads it up to "
             "its last write")
     if not items:

@@ -55,12 +55,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 def compare_command(args: argparse.Namespace) -> int:
     """Run ``carbonmonitor compare``; the exit code."""
-    from carbonmonitor.compare import BY, compare
+    from carbonmonitor.compare import check_by, compare
 
     fmt = _format(args.format, args.output)
-    if args.by not in BY and not (args.by.startswith("param:") and args.by[6:]):
-        raise UsageError(f"cannot group runs by {args.by!r}: use run, name, project, tag or "
-                         "param:KEY (e.g. param:lr)")
+    check_by(args.by)  # before anything is read
     results = _selected(args)
     table = compare(results, by=args.by, metric=args.metric)
     if args.figure:

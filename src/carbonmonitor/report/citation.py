@@ -45,7 +45,7 @@ def citation(result: RunResult) -> str:
         f"{mass_text(em.uncertainty.high, em.co2e_g)}).",
         f"Location: {result.location.describe()}.",
     ]
-    if result.status in ("running", "interrupted"):
+    if result.partial:
         parts.insert(0, f"[Partial: the run was {result.status} at its last write; these "
                         "figures cover it up to then.]")
     if em.time_resolved:

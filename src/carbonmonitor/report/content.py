@@ -178,6 +178,9 @@ def _budget_table(result: RunResult) -> Table:
                                               "At", "Message"), rows)
 
 
+ADVICE_COLUMNS = ("Advice", "Evidence", "Saving", "Confidence", "Action", "Caveats")
+
+
 def _advice_table(result: RunResult, series: Any) -> Table:
     """What would cut the footprint (carbonmonitor.advice), largest saving first; a report
     without advice says nothing (the rules' thresholds are in docs/advice.md)."""
@@ -186,8 +189,7 @@ def _advice_table(result: RunResult, series: Any) -> Table:
     try:
         items = advise(result, series)
     except Exception as err:  # advice is a reading of the numbers; a report never fails for it
-        return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Confidence",
-                                          "Action", "Caveats"), (
+        return Table("advice", "Advice", ADVICE_COLUMNS, (
             ("Advice could not be computed", f"{type(err).__name__}: {err}", "-", "-",
              f"`carbonmonitor advice {result.identity.run_id}` shows the error", "-"),),
             note="No advice is not the same as nothing to advise: this is a carbonmonitor "
@@ -196,8 +198,7 @@ def _advice_table(result: RunResult, series: Any) -> Table:
                   f"{mass_text(a.saving.co2e_g, result.co2e_g)} CO2e ({a.saving.pct:.0f} %): "
                   f"{a.saving.how}" if a.saving else f"not estimated: {a.no_saving}",
                   a.confidence, a.action, "; ".join(a.caveats) or "-") for a in items)
-    return Table("advice", "Advice", ("Advice", "Evidence", "Saving", "Confidence", "Action",
-                                      "Caveats"), rows,
+    return Table("advice", "Advice", ADVICE_COLUMNS, rows,
                  note="Each item's numbers come from this run; thresholds: docs/advice.md.")
 
 
